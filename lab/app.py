@@ -1,0 +1,36 @@
+"""The lab's one task: validate the config, open an MLflow run, run the experiment.
+
+``main(cfg)`` is what ``python -m lab`` calls for every Hydra job. A :class:`LabError` (bad
+input, bad config, missing weights) is printed as one sentence and the process exits with code
+2 — no traceback; the MLflow run, if one was opened, is left FAILED with the message.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from omegaconf import DictConfig
+
+from lab import config, experiments, tracking
+from lab.errors import LabError
+
+log = logging.getLogger("lab")
+
+
+def run(cfg: DictConfig) -> dict[str, float]:
+    """Run one job; raises :class:`LabError` on user errors."""
+    config.validate(cfg)
+    fn = experiments.get(cfg.experiment.name)
+    with tracking.start_run(cfg) as tracker:
+        return fn(cfg, tracker)
+
+
+def main(cfg: DictConfig) -> dict[str, float]:
+    """Entry point of a Hydra job: one sentence and exit code 2 on user errors."""
+    try:
+        return run(cfg)
+    except LabError as err:
+        log.error("%s", err)
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)

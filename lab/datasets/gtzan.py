@@ -1,0 +1,55 @@
+"""GTZAN (Tzanetakis & Cook 2002): 1000 30-s excerpts, 10 genres, label = genre folder.
+
+Accepted layouts under ``root``: ``genres/<genre>/<genre>.NNNNN.{wav,au}`` (the original tarball),
+``genres_original/<genre>/...`` (the common Kaggle copy) or the genre folders directly.
+``split=fault_filtered`` keeps only the 930 files of Kereliuk, Sturm & Larsen's fault-filtered
+split (lists in ``split_dir``), dropping GTZAN's repeated, mislabelled and distorted excerpts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lab.datasets.base import Clip, Dataset, scan_labelled_folders
+from lab.errors import LabError
+
+GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
+
+
+def _genre_root(root: Path) -> Path:
+    for sub in ("genres", "genres_original", "Data/genres_original"):
+        if (root / sub).is_dir():
+            return root / sub
+    if any((root / g).is_dir() for g in GENRES):
+        return root
+    raise LabError(
+        f"dataset.root={root} does not look like GTZAN: expected genres/<genre>/<genre>.NNNNN.wav "
+        f"(or genres_original/) inside it"
+    )
+
+
+def _fault_filtered_ids(split_dir: Path) -> set[str]:
+    files = [split_dir / f"{part}_filtered.txt" for part in ("train", "valid", "test")]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise LabError(f"dataset.split=fault_filtered needs the split lists, but {missing[0]} is missing (set dataset.split_dir)")
+    ids = set()
+    for f in files:
+        ids |= {Path(line.strip()).with_suffix("").as_posix() for line in f.read_text().splitlines() if line.strip()}
+    return ids
+
+
+def load_gtzan(root: str | Path, *, min_seconds: float = 1.0, split: str = "all", split_dir: str | Path | None = None) -> Dataset:
+    """Scan a GTZAN folder into a :class:`Dataset` (no audio is decoded here)."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise LabError(f"dataset.root={root} does not exist; point it at your GTZAN folder (the one holding genres/)")
+    clips = scan_labelled_folders(_genre_root(root), (".wav", ".au"))
+    if split == "fault_filtered":
+        keep = _fault_filtered_ids(Path(split_dir or ""))
+        clips = [c for c in clips if Path(c.id).with_suffix("").as_posix() in keep]
+    elif split != "all":
+        raise LabError(f"dataset.split={split!r} must be 'all' or 'fault_filtered'")
+    if not clips:
+        raise LabError(f"dataset.root={root} holds no GTZAN audio files (.wav or .au)")
+    return Dataset(name="gtzan", clips=clips, min_seconds=min_seconds)

@@ -1,0 +1,41 @@
+"""From config to embeddings: the steps every study shares (dataset, model, cached extraction)."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from hydra.utils import to_absolute_path
+from omegaconf import DictConfig
+
+from lab.datasets import Dataset, build_dataset
+from lab.embed import Embeddings, extract
+from lab.errors import LabError
+from lab.models import build
+
+log = logging.getLogger(__name__)
+
+
+def load_embeddings(cfg: DictConfig, tracker=None) -> tuple[Dataset, Embeddings]:
+    """Build the configured dataset and model, embed every usable clip (cache first) and report it."""
+    dataset = build_dataset(cfg.dataset)
+    for note in dataset.notes:
+        log.warning(note)
+    if cfg.embed.get("num_threads"):
+        torch.set_num_threads(int(cfg.embed.num_threads))
+    model, weights_id = build(cfg.model.name, pretrained=cfg.model.pretrained,
+                              weights_dir=to_absolute_path(str(cfg.paths.weights)),
+                              subpath=cfg.model.checkpoint, seed=cfg.seed)
+    emb = extract(dataset, model, weights_id=weights_id, cache_dir=to_absolute_path(str(cfg.paths.cache)),
+                  batch_size=cfg.embed.batch_size, progress=cfg.embed.progress)
+    if emb.skipped:
+        log.warning("%d of %d files skipped (unusable audio); see skipped_files.csv", len(emb.skipped), len(dataset.clips))
+    if tracker is not None:
+        tracker.set_tags({"weights": weights_id[:16], "n_songs": len(emb.clips)})
+        tracker.log_metrics({"n_songs": len(emb.clips), "n_skipped": len(emb.skipped), "n_padded": len(emb.padded),
+                             "cache_hits": emb.hits, "cache_misses": emb.misses})
+        if emb.skipped:
+            tracker.log_csv([{"path": p, "reason": r, "detail": d} for p, r, d in emb.skipped], "skipped_files.csv")
+    if len(emb.clips) == 0:
+        raise LabError(f"no usable audio in dataset={dataset.name} ({len(emb.skipped)} files skipped)")
+    return dataset, emb

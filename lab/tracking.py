@@ -1,0 +1,226 @@
+"""The only module that talks to MLflow.
+
+One MLflow run per Hydra job, in the MLflow experiment named after the lab experiment. The run
+gets the resolved config flattened as params; tags for model, dataset, clusterer, k, seed, git
+commit and a sweep id shared by all jobs of one multirun; Hydra's ``.hydra/`` folder as an
+artifact. An exception marks the run FAILED with the error as a tag and an artifact.
+
+Default store: SQLite at ``mlruns/mlflow.db`` with artifacts under ``mlruns/artifacts`` (MLflow 3
+refuses the plain file store by default). ``paths.tracking_uri`` or ``MLFLOW_TRACKING_URI``
+selects another store, e.g. a remote ``mlflow server``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import subprocess
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def resolve_tracking_uri(cfg: DictConfig) -> str:
+    """``MLFLOW_TRACKING_URI`` > ``paths.tracking_uri`` > ``sqlite:///<paths.mlruns>/mlflow.db``."""
+    from hydra.utils import to_absolute_path
+
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.paths.get("tracking_uri")
+    if uri:
+        return str(uri)
+    mlruns = Path(to_absolute_path(str(cfg.paths.mlruns)))
+    mlruns.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{mlruns / 'mlflow.db'}"
+
+
+def _local_artifact_root(uri: str) -> str | None:
+    """For a local SQLite store, artifacts live beside the database in ``artifacts/``."""
+    if uri.startswith("sqlite:///"):
+        return (Path(uri[len("sqlite:///"):]).parent / "artifacts").resolve().as_uri()
+    return None
+
+
+def flatten(d: Any, prefix: str = "") -> dict[str, str]:
+    """Nested dict/list -> {"a.b.c": "value"} with string values (MLflow params)."""
+    out: dict[str, str] = {}
+    if isinstance(d, dict):
+        for k, v in d.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+    elif isinstance(d, (list, tuple)) and any(isinstance(v, (dict, list)) for v in d):
+        for i, v in enumerate(d):
+            out.update(flatten(v, f"{prefix}{i}."))
+    else:
+        out[prefix[:-1]] = str(d)[:6000]
+    return out
+
+
+def git_commit() -> str:
+    """The lab's git commit (with ``-dirty`` when the work tree has changes), or ``unknown``."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5).stdout.strip()
+        return (sha + ("-dirty" if dirty else "")) if sha else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _hydra_context() -> tuple[str | None, Path | None, bool]:
+    """(sweep id, job output dir, is multirun) from Hydra's runtime, when running under Hydra."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        hc = HydraConfig.get()
+    except (ImportError, ValueError):
+        return None, None, False
+    multirun = str(hc.mode) == "RunMode.MULTIRUN"
+    out = Path(hc.runtime.output_dir) if hc.runtime.output_dir else None
+    sweep = Path(hc.sweep.dir).as_posix().replace("/", "_") if multirun else None
+    return sweep, out, multirun
+
+
+class Tracker:
+    """Logging handle of one active MLflow run (thin, typed wrapper over ``MlflowClient``)."""
+
+    def __init__(self, client: Any, run_id: str, experiment_id: str) -> None:
+        self.client, self.run_id, self.experiment_id = client, run_id, experiment_id
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), 100):  # MLflow's batch limit
+            self.client.log_batch(self.run_id, params=items[i : i + 100])
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        from mlflow.entities import Metric
+
+        ts = int(time.time() * 1000)
+        items = [Metric(k, float(v), ts, step or 0) for k, v in metrics.items() if v is not None and np.isfinite(v)]
+        for i in range(0, len(items), 1000):
+            self.client.log_batch(self.run_id, metrics=items[i : i + 1000])
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
+
+    def log_artifact(self, path: str | os.PathLike, artifact_path: str | None = None) -> None:
+        p = Path(path)
+        if p.is_dir():
+            self.client.log_artifacts(self.run_id, str(p), artifact_path)
+        else:
+            self.client.log_artifact(self.run_id, str(p), artifact_path)
+
+    def log_text(self, text: str, name: str) -> None:
+        self.client.log_text(self.run_id, text, name)
+
+    def log_dict(self, d: dict, name: str) -> None:
+        self.client.log_dict(self.run_id, d, name)
+
+    def log_figure(self, fig: Any, name: str) -> None:
+        """Save a matplotlib figure as artifact ``name`` (e.g. ``plots/tsne.png``) and close it."""
+        import matplotlib.pyplot as plt
+
+        self.client.log_figure(self.run_id, fig, name)
+        plt.close(fig)
+
+    def log_bytes(self, data: bytes, name: str) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            p = Path(d) / Path(name).name
+            p.write_bytes(data)
+            parent = str(Path(name).parent)
+            self.log_artifact(p, None if parent == "." else parent)
+
+    def log_csv(self, rows: list[dict[str, Any]], name: str) -> None:
+        """Rows of dicts (same keys) as a CSV artifact."""
+        import csv
+
+        buf = io.StringIO()
+        if rows:
+            w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+        self.log_text(buf.getvalue(), name)
+
+    def log_npz(self, name: str, **arrays: np.ndarray) -> None:
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)
+        self.log_bytes(buf.getvalue(), name)
+
+
+def run_tags(cfg: DictConfig) -> dict[str, str]:
+    """The comparison tags of a run, read from the config groups."""
+    tags = {
+        "experiment": cfg.experiment.name,
+        "model": cfg.model.name,
+        "dataset": cfg.dataset.name,
+        "seed": cfg.seed,
+        "pretrained": str(bool(cfg.model.get("pretrained", True))).lower(),
+        "embedding_dim": cfg.model.get("embedding_dim"),
+    }
+    if cfg.get("clusterer"):
+        tags["clusterer"] = cfg.clusterer.name
+    if cfg.get("cluster_count"):
+        tags["k"] = cfg.cluster_count.k
+    if cfg.dataset.name == "synth":
+        tags["data_note"] = "synthetic audio, not real music"
+    return {k: str(v) for k, v in tags.items() if v is not None}
+
+
+@contextlib.contextmanager
+def start_run(cfg: DictConfig) -> Iterator[Tracker]:
+    """Open the MLflow run of one job; mark it FINISHED, or FAILED with the error, on exit."""
+    from mlflow.tracking import MlflowClient
+
+    uri = resolve_tracking_uri(cfg)
+    client = MlflowClient(tracking_uri=uri)
+    name = cfg.experiment.name
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        try:
+            exp_id = client.create_experiment(name, artifact_location=_local_artifact_root(uri) and f"{_local_artifact_root(uri)}/{name}")
+        except Exception:  # noqa: BLE001 - another parallel job created it first
+            exp = client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+            exp_id = exp.experiment_id
+    else:
+        exp_id = exp.experiment_id
+
+    sweep, out_dir, multirun = _hydra_context()
+    sweep_id = cfg.get("sweep_id") or sweep
+    tags = run_tags(cfg) | {"git_commit": git_commit(), "multirun": str(multirun).lower()}
+    if sweep_id:
+        tags["sweep_id"] = str(sweep_id)
+    run_name = "-".join(str(x) for x in (name, cfg.model.name, cfg.dataset.name,
+                                         cfg.clusterer.name if cfg.get("clusterer") else None,
+                                         f"k{cfg.cluster_count.k}" if cfg.get("cluster_count") else None,
+                                         f"s{cfg.seed}") if x)
+    run = client.create_run(exp_id, run_name=run_name, tags=tags)
+    tracker = Tracker(client, run.info.run_id, exp_id)
+    log.info("MLflow run %s (%s) in experiment %r at %s", run.info.run_id, run_name, name, uri)
+    try:
+        tracker.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
+        if out_dir is not None and (out_dir / ".hydra").is_dir():
+            tracker.log_artifact(out_dir / ".hydra", ".hydra")
+        yield tracker
+    except BaseException as err:
+        msg = f"{type(err).__name__}: {err}"
+        with contextlib.suppress(Exception):
+            tracker.set_tags({"error": msg[:5000]})
+            tracker.log_text("".join(traceback.format_exception(err)), "error.txt")
+        client.set_terminated(run.info.run_id, "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
+        raise
+    else:
+        client.set_terminated(run.info.run_id, "FINISHED")
