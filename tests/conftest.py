@@ -24,3 +24,23 @@ def need(path: Path) -> Path:
     if not Path(path).exists():
         pytest.skip(f"{path} is absent (set LAB_SHARED_DIR to the folder holding reference/, weights/, music/)")
     return Path(path)
+
+
+@pytest.fixture
+def compose_cfg(tmp_path, monkeypatch):
+    """Compose the lab config with Hydra's compose API; paths point into ``tmp_path``."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("LAB_CACHE_DIR", raising=False)
+
+    def _compose(*overrides: str):
+        GlobalHydra.instance().clear()
+        base = [f"paths.mlruns={tmp_path / 'mlruns'}", f"paths.cache={tmp_path / 'cache'}",
+                f"paths.weights={WEIGHTS}", f"paths.reference={REFERENCE}", "embed.progress=false"]
+        with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
+            return compose(config_name="config", overrides=base + list(overrides))
+
+    yield _compose
+    GlobalHydra.instance().clear()

@@ -33,9 +33,12 @@ KNOWN_SHA256 = {
 
 
 def weights_dir(configured: str | os.PathLike | None) -> Path:
-    """The weights folder: ``$LAB_WEIGHTS_DIR`` if set, else the configured path."""
-    env = os.environ.get(WEIGHTS_ENV)
-    return Path(env or configured or "weights").expanduser()
+    """The configured weights folder, else ``$LAB_WEIGHTS_DIR``, else ``weights/``.
+
+    (``conf/config.yaml`` already defaults ``paths.weights`` to ``$LAB_WEIGHTS_DIR``, so a
+    command-line ``paths.weights=...`` wins over the environment, which wins over the default.)
+    """
+    return Path(configured or os.environ.get(WEIGHTS_ENV) or "weights").expanduser()
 
 
 def checkpoint_path(model: str, subpath: str, configured_dir: str | os.PathLike | None) -> Path:

@@ -1,0 +1,78 @@
+"""Windowing, cache reuse and cache atomicity."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from lab.datasets.folder import load_folder
+from lab.embed import EmbeddingCache, extract, frame_windows
+from lab.models import build
+
+
+def test_frame_windows_drops_the_tail_and_pads_short_clips():
+    w, pad = frame_windows(np.arange(25, dtype=np.float32), 10)
+    assert w.shape == (2, 10) and not pad and w[1, 0] == 10
+    w, pad = frame_windows(np.ones(4, dtype=np.float32), 10)
+    assert w.shape == (1, 10) and pad and w[0, 4:].sum() == 0
+
+
+@pytest.fixture
+def tiny_folder(tmp_path):
+    """Two labels, real-looking decodable clips plus one broken file, at 22.05 kHz."""
+    rng = np.random.default_rng(0)
+    for label, hz in (("low", 110.0), ("high", 1760.0)):
+        (tmp_path / "data" / label).mkdir(parents=True)
+        for i in range(2):
+            t = np.arange(int(4.0 * 22050)) / 22050
+            y = 0.3 * np.sin(2 * np.pi * hz * (1 + 0.01 * i) * t) + 0.01 * rng.standard_normal(t.size)
+            sf.write(tmp_path / "data" / label / f"{label}{i}.wav", y, 22050)
+    (tmp_path / "data" / "low" / "broken.wav").write_bytes(b"")
+    return load_folder(tmp_path / "data")
+
+
+def test_extract_uses_cache_on_second_run_and_reports_skips(tiny_folder, tmp_path):
+    model, wid = build("sample", pretrained=False)
+    first = extract(tiny_folder, model, weights_id=wid, cache_dir=tmp_path / "cache", batch_size=3, progress=False)
+    assert (first.hits, first.misses) == (0, 4)
+    assert [r for _, r, _ in first.skipped] == ["empty"]
+    assert first.X.shape == (4, 512) and list(first.n_windows) == [1, 1, 1, 1]  # 4 s holds one 59049-sample window
+    second = extract(tiny_folder, model, weights_id=wid, cache_dir=tmp_path / "cache", batch_size=1, progress=False)
+    assert (second.hits, second.misses) == (4, 0)
+    np.testing.assert_allclose(second.X, first.X, rtol=1e-5, atol=1e-6)
+    # another weights id (e.g. another checkpoint) never reuses these entries
+    third = extract(tiny_folder, model, weights_id="other", cache_dir=tmp_path / "cache", batch_size=4, progress=False)
+    assert third.hits == 0
+
+
+def test_short_clip_is_padded_to_one_window_and_noted(tiny_folder, tmp_path):
+    model, wid = build("hcnn", pretrained=False)  # 5 s windows; clips are 4 s
+    emb = extract(tiny_folder, model, weights_id=wid, cache_dir=None, progress=False)
+    assert len(emb.padded) == 4 and list(emb.n_windows) == [1, 1, 1, 1]
+
+
+def test_cache_write_is_atomic_when_interrupted(tmp_path, monkeypatch):
+    cache = EmbeddingCache(tmp_path, "fcn")
+    cache.put("ab" * 32, {"window_embeddings": np.ones((1, 3))})
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt  # killed while writing
+
+    monkeypatch.setattr(np, "savez", boom)
+    with pytest.raises(KeyboardInterrupt):
+        cache.put("cd" * 32, {"window_embeddings": np.ones((1, 3))})
+    files = sorted(p.name for p in Path(tmp_path).rglob("*") if p.is_file())
+    assert files == ["ab" * 32 + ".npz"]  # no half file, no leftover temp file
+    assert cache.get("cd" * 32) is None
+
+
+def test_damaged_cache_entry_is_recomputed(tmp_path):
+    cache = EmbeddingCache(tmp_path, "fcn")
+    p = cache.path("ef" * 32)
+    p.parent.mkdir(parents=True)
+    p.write_bytes(b"not an npz")
+    assert cache.get("ef" * 32) is None

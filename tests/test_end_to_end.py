@@ -1,0 +1,84 @@
+"""One real job end to end: Hydra compose -> embeddings -> clustering -> MLflow run in tmp_path."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from lab.app import run
+from lab.errors import LabError
+from lab.tracking import resolve_tracking_uri
+
+from conftest import GTZAN_MINI, ROOT, WEIGHTS, need
+
+
+def _runs(cfg):
+    client = MlflowClient(resolve_tracking_uri(cfg))
+    exp = client.get_experiment_by_name(cfg.experiment.name)
+    return client, client.search_runs([exp.experiment_id])
+
+
+def test_clustering_job_logs_metrics_tags_and_artifacts(compose_cfg):
+    need(WEIGHTS / "jamendo" / "fcn" / "best_model.pth")
+    cfg = compose_cfg("dataset.n_per_class=2", "cluster_count=seven", "seed=3")
+    scores = run(cfg)
+    assert 0.0 <= scores["accuracy"] <= 1.0
+    client, runs = _runs(cfg)
+    (r,) = runs
+    assert r.info.status == "FINISHED"
+    assert {"accuracy", "nmi", "ari", "v_measure", "cache_misses"} <= set(r.data.metrics)
+    assert r.data.metrics["accuracy"] == pytest.approx(scores["accuracy"])
+    assert r.data.metrics["n_songs"] == 12
+    t = r.data.tags
+    assert (t["model"], t["dataset"], t["clusterer"], t["k"], t["seed"], t["pretrained"]) == ("fcn", "synth", "kmeans", "7", "3", "true")
+    assert t["git_commit"] and t["embedding_dim"] == "64"
+    assert r.data.params["model.input_length"] == "464000"
+    names = {a.path for a in client.list_artifacts(r.info.run_id)}
+    assert {"confusion_matrix.png", "confusion_matrix.csv", "tsne.png", "assignments.csv", "embeddings.npz"} <= names
+    path = client.download_artifacts(r.info.run_id, "embeddings.npz")
+    with np.load(path, allow_pickle=False) as z:
+        assert z["X"].shape == (12, 64) and len(z["paths"]) == len(z["labels"]) == 12
+
+
+def test_missing_weights_fail_the_run_with_the_expected_path(compose_cfg, tmp_path):
+    cfg = compose_cfg(f"paths.weights={tmp_path / 'empty'}", "dataset.n_per_class=2")
+    with pytest.raises(LabError, match=r"no checkpoint for model=fcn at .*empty/jamendo/fcn/best_model.pth"):
+        run(cfg)
+    _, (r,) = _runs(cfg)
+    assert r.info.status == "FAILED" and "no checkpoint" in r.data.tags["error"]
+
+
+def _lab(*args, cwd, env_extra=None):
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "LAB_CACHE_DIR")}
+    env.update({"LAB_WEIGHTS_DIR": str(WEIGHTS), **(env_extra or {})})
+    return subprocess.run([sys.executable, "-m", "lab", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_cli_bad_value_prints_one_sentence_without_traceback(tmp_path):
+    p = _lab("cluster_count.k=1", f"paths.mlruns={tmp_path}/mlruns", cwd=ROOT)
+    assert p.returncode == 2
+    assert "error: cluster_count.k=1 must be an integer >= 2" in p.stderr
+    assert "Traceback" not in p.stderr + p.stdout
+
+
+@pytest.mark.slow
+def test_cli_multirun_on_real_gtzan_clips_extracts_once(tmp_path):
+    need(GTZAN_MINI)
+    p = _lab("dataset=gtzan", f"dataset.root={GTZAN_MINI}", "clusterer=kmeans,gmm", "seed=0,1",
+             f"paths.mlruns={tmp_path}/mlruns", f"paths.cache={tmp_path}/cache", f"hydra.sweep.dir={tmp_path}/multirun",
+             "embed.progress=false", "-m", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    exp = client.get_experiment_by_name("clustering")
+    runs = client.search_runs([exp.experiment_id])
+    assert len(runs) == 4 and all(r.info.status == "FINISHED" for r in runs)
+    assert len({r.data.tags["sweep_id"] for r in runs}) == 1
+    assert sorted(r.data.metrics["cache_misses"] for r in runs) == [0, 0, 0, 50]  # one extraction
+    assert all(r.data.metrics["n_songs"] == 50 for r in runs)
+    assert all(".hydra" in {a.path for a in client.list_artifacts(r.info.run_id)} for r in runs)
