@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 
 from lab.errors import LabError
 
-EXPERIMENTS = ("clustering", "tags")
+EXPERIMENTS = ("clustering", "tags", "cluster_scores")
 CLUSTERERS = ("kmeans", "gmm")
 DATASETS = ("synth", "gtzan", "folder")
 
@@ -68,3 +68,19 @@ def validate(cfg: DictConfig) -> None:
     nt = cfg.embed.get("num_threads")
     if nt is not None and (isinstance(nt, bool) or not isinstance(nt, int) or nt < 1):
         raise LabError(f"embed.num_threads={nt!r} must be a positive integer or null")
+
+
+def compose_from_args(overrides: list[str]) -> DictConfig:
+    """The lab config composed with command-line style overrides (``hydra.*`` ones are ignored).
+
+    Lets helper commands (``python -m lab.models``, ``python -m lab.report``) resolve paths
+    exactly as ``python -m lab`` would for the same arguments.
+    """
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+
+    keep = [o for o in overrides if not o.lstrip("+~").startswith("hydra") and not o.startswith("-")]
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    with initialize_config_dir(version_base="1.3", config_dir=str(conf)):
+        return compose(config_name="config", overrides=keep)

@@ -142,13 +142,14 @@ class Tracker:
             parent = str(Path(name).parent)
             self.log_artifact(p, None if parent == "." else parent)
 
-    def log_csv(self, rows: list[dict[str, Any]], name: str) -> None:
-        """Rows of dicts (same keys) as a CSV artifact."""
+    def log_csv(self, rows: list[dict[str, Any]], name: str, columns: Any = None) -> None:
+        """Rows of dicts (same keys) as a CSV artifact; ``columns`` gives the header of an empty table."""
         import csv
 
         buf = io.StringIO()
-        if rows:
-            w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        fields = list(columns or (rows[0] if rows else []))
+        if fields:
+            w = csv.DictWriter(buf, fieldnames=fields)
             w.writeheader()
             w.writerows(rows)
         self.log_text(buf.getvalue(), name)

@@ -10,6 +10,7 @@ from lab.errors import LabError
 EXPERIMENTS: dict[str, str] = {
     "clustering": "lab.experiments.clustering:run",
     "tags": "lab.experiments.tags:run",
+    "cluster_scores": "lab.experiments.cluster_scores:run",
 }
 
 

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The full clustering study (section 3.1 of "Latent Space Shenanigans") as one command:
+#   every model with a checkpoint x {kmeans, gmm} x {7, 10} clusters x seeds 0..SEEDS-1,
+#   plus cluster_scores (silhouette / CH / DB over k) per model, then the seed-variance table.
+#
+#   bash multirun.sh dataset=gtzan dataset.root=PATH          # extra args = Hydra overrides
+#   SEEDS=3 MODELS="fcn crnn" bash multirun.sh ...
+#   bash multirun.sh ... hydra/launcher=joblib hydra.launcher.n_jobs=2   # parallel jobs
+#
+# Models without a checkpoint are skipped with one line (never run with random weights here).
+# Each model's embeddings are extracted once (by its cluster_scores job, which runs first); the
+# 20 clustering jobs reuse the cache. PYTHON selects the interpreter (default: python).
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=${PYTHON:-python}
+SEEDS=${SEEDS:-5}
+MODELS=${MODELS:-fcn musicnn crnn attention hcnn sample se}
+SWEEP=${SWEEP_ID:-study-$(date +%Y%m%d-%H%M%S)}
+seeds=$(seq -s, 0 $((SEEDS - 1)))
+
+available=" $($PY -m lab.models --available "$@") "
+ran=0
+for m in $MODELS; do
+  if [[ "$available" != *" $m "* ]]; then
+    echo "multirun.sh: skipping model=$m: no checkpoint (python -m lab.models shows where it is expected)"
+    continue
+  fi
+  echo "multirun.sh: model=$m, sweep $SWEEP"
+  $PY -m lab experiment=cluster_scores model="$m" sweep_id="$SWEEP" embed.progress=false "$@"
+  $PY -m lab experiment=clustering model="$m" clusterer=kmeans,gmm cluster_count=seven,ten seed="$seeds" \
+      sweep_id="$SWEEP" embed.progress=false "$@" -m
+  ran=$((ran + 1))
+done
+if [[ $ran -eq 0 ]]; then
+  echo "multirun.sh: no model has a checkpoint; set LAB_WEIGHTS_DIR or paths.weights=DIR" >&2
+  exit 2
+fi
+$PY -m lab.report --sweep-id "$SWEEP" "$@"
