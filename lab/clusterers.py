@@ -45,4 +45,7 @@ def fit_predict(X: np.ndarray, cfg: DictConfig, *, k: int, seed: int) -> tuple[n
         else:
             raise LabError(f"clusterer={cfg.name!r} is unknown; choose kmeans or gmm")
     notes += [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
+    found = len(np.unique(labels))
+    if found < k:
+        notes.append(f"{cfg.name} used only {found} of k={k} clusters (degenerate embeddings or too few songs per cluster)")
     return labels.astype(int), notes

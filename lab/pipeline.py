@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+from pathlib import Path
+from typing import Iterator
 
 import torch
 from hydra.utils import to_absolute_path
@@ -16,6 +20,20 @@ from lab.models import build
 log = logging.getLogger(__name__)
 
 
+@contextlib.contextmanager
+def extraction_lock(cache_dir: str, model: str) -> Iterator[None]:
+    """Exclusive lock per (cache folder, model): parallel sweep jobs wait for the one extracting,
+    then read its cache, so a model's embeddings are computed once even with 2+ workers."""
+    path = Path(cache_dir) / model / ".extract.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def load_embeddings(cfg: DictConfig, tracker=None) -> tuple[Dataset, Embeddings]:
     """Build the configured dataset and model, embed every usable clip (cache first) and report it."""
     dataset = build_dataset(cfg.dataset)
@@ -26,8 +44,10 @@ def load_embeddings(cfg: DictConfig, tracker=None) -> tuple[Dataset, Embeddings]
     model, weights_id = build(cfg.model.name, pretrained=cfg.model.pretrained,
                               weights_dir=to_absolute_path(str(cfg.paths.weights)),
                               subpath=cfg.model.checkpoint, seed=cfg.seed)
-    emb = extract(dataset, model, weights_id=weights_id, cache_dir=to_absolute_path(str(cfg.paths.cache)),
-                  batch_size=cfg.embed.batch_size, progress=cfg.embed.progress)
+    cache_dir = to_absolute_path(str(cfg.paths.cache))
+    with extraction_lock(cache_dir, cfg.model.name):
+        emb = extract(dataset, model, weights_id=weights_id, cache_dir=cache_dir,
+                      batch_size=cfg.embed.batch_size, progress=cfg.embed.progress)
     if emb.skipped:
         log.warning("%d of %d files skipped (unusable audio); see skipped_files.csv", len(emb.skipped), len(dataset.clips))
     if tracker is not None:

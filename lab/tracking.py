@@ -51,6 +51,50 @@ def _local_artifact_root(uri: str) -> str | None:
     return None
 
 
+class _LockedClient:
+    """An ``MlflowClient`` whose calls hold an exclusive file lock beside a local SQLite store.
+
+    Parallel Hydra jobs (joblib launcher) share one SQLite file. SQLite serialises writers, but
+    MLflow's first-use schema migration is not safe to race (seen here: alembic "expected to match
+    one row" with 2 workers on a fresh store), and busy writers can time out. Holding an ``flock``
+    per call makes every job's logging atomic with respect to the others; calls are short, so
+    the cost is negligible. Remote stores (``http://``) need no lock and get none.
+    """
+
+    def __init__(self, uri: str) -> None:
+        from mlflow.tracking import MlflowClient
+
+        self._lock_path = Path(uri[len("sqlite:///"):]).with_suffix(".lock") if uri.startswith("sqlite:///") else None
+        with self._locked():
+            self._client = MlflowClient(tracking_uri=uri)
+            self._client.search_experiments(max_results=1)  # creates / migrates the schema under the lock
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        if self._lock_path is None:
+            yield
+            return
+        import fcntl
+
+        with open(self._lock_path, "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._locked():
+                return attr(*args, **kwargs)
+
+        return call
+
+
 def flatten(d: Any, prefix: str = "") -> dict[str, str]:
     """Nested dict/list -> {"a.b.c": "value"} with string values (MLflow params)."""
     out: dict[str, str] = {}
@@ -182,10 +226,8 @@ def run_tags(cfg: DictConfig) -> dict[str, str]:
 @contextlib.contextmanager
 def start_run(cfg: DictConfig) -> Iterator[Tracker]:
     """Open the MLflow run of one job; mark it FINISHED, or FAILED with the error, on exit."""
-    from mlflow.tracking import MlflowClient
-
     uri = resolve_tracking_uri(cfg)
-    client = MlflowClient(tracking_uri=uri)
+    client = _LockedClient(uri)
     name = cfg.experiment.name
     exp = client.get_experiment_by_name(name)
     if exp is None:

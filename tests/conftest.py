@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no network here: telemetry would wait for a time-out
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LAB_SHARED_DIR", ROOT.parent / "shared"))
 REFERENCE = SHARED / "reference"

@@ -1,0 +1,158 @@
+"""Sweeps as a researcher runs them: cluster-count scores, the seed-variance report, parallel
+jobs against SQLite, a real remote ``mlflow server``, and ``multirun.sh`` itself."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from lab import report
+from lab.app import run
+from lab.tracking import resolve_tracking_uri
+
+from conftest import GTZAN_MINI, ROOT, WEIGHTS, need
+
+# Random-weight sample-level CNN on short synthetic clips: real code paths, seconds per job.
+FAST = ["model=sample", "model.pretrained=false", "dataset.n_per_class=3", "dataset.seconds=4", "embed.progress=false"]
+
+
+def _env(**extra):
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "LAB_CACHE_DIR")}
+    env.update(LAB_WEIGHTS_DIR=str(WEIGHTS), **extra)
+    return env
+
+
+def _lab(*args, cwd, **env):
+    return subprocess.run([sys.executable, "-m", "lab", *args], cwd=cwd, env=_env(**env), capture_output=True, text=True, timeout=900)
+
+
+def test_cluster_scores_logs_curves_per_k_and_best_k(compose_cfg):
+    need(WEIGHTS / "jamendo" / "fcn" / "best_model.pth")
+    # real FCN weights: random-weight embeddings are too degenerate for a full-covariance GMM
+    cfg = compose_cfg("experiment=cluster_scores", "dataset.n_per_class=3", "experiment.k_max=6")
+    best = run(cfg)
+    client = MlflowClient(resolve_tracking_uri(cfg))
+    (r,) = client.search_runs([client.get_experiment_by_name("cluster_scores").experiment_id])
+    hist = client.get_metric_history(r.info.run_id, "silhouette")
+    assert sorted(m.step for m in hist) == [2, 3, 4, 5, 6]
+    assert len(client.get_metric_history(r.info.run_id, "davies_bouldin")) == 5
+    assert r.data.tags["clusterer"] == "gmm"  # the study's choice is the default here
+    assert set(best) == {"best_k.silhouette", "best_k.calinski_harabasz", "best_k.davies_bouldin"}
+    assert all(2 <= v <= 6 for v in best.values()) and "best_k" in r.data.tags
+    assert {"cluster_scores.png", "cluster_scores.csv"} <= {a.path for a in client.list_artifacts(r.info.run_id)}
+
+
+def test_report_builds_the_seed_variance_table(compose_cfg, tmp_path, capsys):
+    for clusterer in ("kmeans", "gmm"):
+        for seed in (0, 1):
+            run(compose_cfg(*FAST, f"clusterer={clusterer}", "cluster_count=seven", f"seed={seed}", "sweep_id=t1",
+                            "experiment.save_embeddings=false"))
+    cfg = compose_cfg()
+    code = report.main(["--out", str(tmp_path / "rep"), f"paths.mlruns={cfg.paths.mlruns}"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "sweep t1: 4 finished runs" in out
+    md = (tmp_path / "rep" / "table1.md").read_text().splitlines()
+    assert md[0] == "| # Clusters | Model | K-Means | GMM | seeds |"
+    row = md[2].split(" | ")
+    assert row[0] == "| 7" and row[1] == "Sample level" and row[-1] == "2 |"
+    assert all("(" in cell for cell in row[2:4])  # mean (std)
+    assert (tmp_path / "rep" / "table1.tex").read_text().startswith("\\begin{tabular}")
+    assert "synth-disco" in (tmp_path / "rep" / "per_genre.csv").read_text()
+    client = MlflowClient(resolve_tracking_uri(cfg))
+    (rep,) = client.search_runs([client.get_experiment_by_name("report").experiment_id])
+    assert rep.data.tags["sweep_id"] == "t1"
+    assert "table1.md" in {a.path for a in client.list_artifacts(rep.info.run_id)}
+
+
+@pytest.mark.slow
+def test_parallel_joblib_jobs_share_sqlite_and_one_extraction(tmp_path):
+    # one seed: random weights are drawn from the seed, so each seed is a different model (and cache key)
+    p = _lab(*FAST, "clusterer=kmeans,gmm", "cluster_count=seven,ten", f"paths.mlruns={tmp_path}/mlruns",
+             f"paths.cache={tmp_path}/cache", f"hydra.sweep.dir={tmp_path}/multirun",
+             "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "-m", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("clustering").experiment_id])
+    assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}
+    assert sorted(r.data.metrics["cache_misses"] for r in runs) == [0, 0, 0, 18]  # 18 clips embedded once
+    assert all("tsne.png" in {a.path for a in client.list_artifacts(r.info.run_id)} for r in runs)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    """A real ``mlflow server`` on 127.0.0.1 (proxied artifacts), stopped after the test."""
+    port = _free_port()
+    log = open(tmp_path / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+                             "--backend-store-uri", f"sqlite:///{tmp_path}/server.db", "--artifacts-destination", str(tmp_path / "server-artifacts")],
+                            stdout=log, stderr=subprocess.STDOUT, env=_env())
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 180
+        while True:
+            try:
+                if urllib.request.urlopen(url + "/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                pytest.fail("mlflow server did not start: " + (tmp_path / "server.log").read_text()[-2000:])
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.mark.slow
+def test_sweep_runs_unchanged_against_a_remote_tracking_server(tmp_path, mlflow_server):
+    p = _lab(*FAST, "clusterer=kmeans,gmm", "cluster_count=seven", f"paths.cache={tmp_path}/cache",
+             f"hydra.sweep.dir={tmp_path}/multirun", "-m", cwd=tmp_path, MLFLOW_TRACKING_URI=mlflow_server)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert not (tmp_path / "mlruns").exists()  # nothing went to the local default store
+    client = MlflowClient(mlflow_server)
+    runs = client.search_runs([client.get_experiment_by_name("clustering").experiment_id])
+    assert len(runs) == 2 and {r.info.status for r in runs} == {"FINISHED"}
+    assert len({r.data.tags["sweep_id"] for r in runs}) == 1
+    arts = {a.path for a in client.list_artifacts(runs[0].info.run_id)}
+    assert {"confusion_matrix.png", "tsne.png", "embeddings.npz", ".hydra"} <= arts
+    rep = subprocess.run([sys.executable, "-m", "lab.report", "--out", str(tmp_path / "rep")], cwd=tmp_path,
+                         env=_env(MLFLOW_TRACKING_URI=mlflow_server), capture_output=True, text=True, timeout=300)
+    assert rep.returncode == 0, rep.stderr[-2000:]
+    assert "| 7 | Sample level |" in rep.stdout
+
+
+@pytest.mark.slow
+def test_multirun_script_skips_missing_checkpoints_and_prints_the_table(tmp_path):
+    need(GTZAN_MINI)
+    p = subprocess.run(["bash", str(ROOT / "multirun.sh"), "dataset=gtzan", f"dataset.root={GTZAN_MINI}",
+                        f"paths.mlruns={tmp_path}/mlruns", f"paths.cache={tmp_path}/cache", f"hydra.sweep.dir={tmp_path}/multirun"],
+                       env=_env(PYTHON=sys.executable, SEEDS="2", MODELS="crnn hcnn", SWEEP_ID="script-test"),
+                       capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "skipping model=hcnn: no checkpoint" in p.stdout
+    assert "| 7 | CRNN |" in p.stdout and "| 10 | CRNN |" in p.stdout
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("clustering").experiment_id], "tags.sweep_id = 'script-test'")
+    assert len(runs) == 8 and {r.data.tags["model"] for r in runs} == {"crnn"}
+    assert all(r.data.metrics["cache_misses"] == 0 for r in runs)  # cluster_scores extracted first
+    (cs,) = client.search_runs([client.get_experiment_by_name("cluster_scores").experiment_id])
+    assert cs.data.metrics["cache_misses"] == 50
