@@ -10,6 +10,8 @@
 # Models without a checkpoint are skipped with one line (never run with random weights here).
 # Each model's embeddings are extracted once (by its cluster_scores job, which runs first); the
 # 20 clustering jobs reuse the cache. PYTHON selects the interpreter (default: python).
+# Interrupted? Re-run with the sweep id it printed (SWEEP_ID=... bash multirun.sh <same args>):
+# jobs that already FINISHED in that sweep are skipped.
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python}
@@ -17,6 +19,7 @@ SEEDS=${SEEDS:-5}
 MODELS=${MODELS:-fcn musicnn crnn attention hcnn sample se}
 SWEEP=${SWEEP_ID:-study-$(date +%Y%m%d-%H%M%S)}
 seeds=$(seq -s, 0 $((SEEDS - 1)))
+echo "multirun.sh: sweep $SWEEP (resume after an interruption with SWEEP_ID=$SWEEP)"
 
 available=" $($PY -m lab.models --available "$@") "
 ran=0
@@ -25,7 +28,7 @@ for m in $MODELS; do
     echo "multirun.sh: skipping model=$m: no checkpoint (python -m lab.models shows where it is expected)"
     continue
   fi
-  echo "multirun.sh: model=$m, sweep $SWEEP"
+  echo "multirun.sh: model=$m"
   $PY -m lab experiment=cluster_scores model="$m" sweep_id="$SWEEP" embed.progress=false "$@"
   $PY -m lab experiment=clustering model="$m" clusterer=kmeans,gmm cluster_count=seven,ten seed="$seeds" \
       sweep_id="$SWEEP" embed.progress=false "$@" -m

@@ -1,6 +1,8 @@
 """The lab's one task: validate the config, open an MLflow run, run the experiment.
 
-``main(cfg)`` is what ``python -m lab`` calls for every Hydra job. A :class:`LabError` (bad
+``main(cfg)`` is what ``python -m lab`` calls for every Hydra job. With an explicit ``sweep_id``,
+a job whose exact config already FINISHED in that sweep is skipped, so an interrupted sweep
+re-run with the same id resumes where it stopped. A :class:`LabError` (bad
 input, bad config, missing weights) is printed as one sentence and the process exits with code
 2 — no traceback; the MLflow run, if one was opened, is left FAILED with the message.
 """
@@ -22,6 +24,10 @@ def run(cfg: DictConfig) -> dict[str, float]:
     """Run one job; raises :class:`LabError` on user errors."""
     config.validate(cfg)
     fn = experiments.get(cfg.experiment.name)
+    done = tracking.finished_run(cfg)
+    if done is not None:
+        log.info("sweep %s already has a finished run of this config (%s); skipping", cfg.sweep_id, done[0])
+        return done[1]
     with tracking.start_run(cfg) as tracker:
         return fn(cfg, tracker)
 

@@ -204,6 +204,33 @@ class Tracker:
         self.log_bytes(buf.getvalue(), name)
 
 
+def config_hash(cfg: DictConfig) -> str:
+    """SHA-256 of the resolved config minus what does not change results (sweep id, progress bars)."""
+    import hashlib
+
+    d = OmegaConf.to_container(cfg, resolve=True)
+    d.pop("sweep_id", None)
+    d.get("embed", {}).pop("progress", None)
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def finished_run(cfg: DictConfig) -> tuple[str, dict[str, float]] | None:
+    """(run id, metrics) of a FINISHED run of this exact config in the same named sweep, if any.
+
+    Only for an explicit ``sweep_id``: re-running an interrupted sweep with the same id skips the
+    jobs that completed (time-stamped automatic sweep ids never repeat).
+    """
+    if not cfg.get("sweep_id"):
+        return None
+    client = _LockedClient(resolve_tracking_uri(cfg))
+    exp = client.get_experiment_by_name(cfg.experiment.name)
+    if exp is None:
+        return None
+    flt = f"tags.sweep_id = '{cfg.sweep_id}' and tags.config_hash = '{config_hash(cfg)}' and attributes.status = 'FINISHED'"
+    runs = client.search_runs([exp.experiment_id], filter_string=flt, max_results=1)
+    return (runs[0].info.run_id, dict(runs[0].data.metrics)) if runs else None
+
+
 def run_tags(cfg: DictConfig) -> dict[str, str]:
     """The comparison tags of a run, read from the config groups."""
     tags = {
@@ -243,7 +270,7 @@ def start_run(cfg: DictConfig) -> Iterator[Tracker]:
 
     sweep, out_dir, multirun = _hydra_context()
     sweep_id = cfg.get("sweep_id") or sweep
-    tags = run_tags(cfg) | {"git_commit": git_commit(), "multirun": str(multirun).lower()}
+    tags = run_tags(cfg) | {"git_commit": git_commit(), "multirun": str(multirun).lower(), "config_hash": config_hash(cfg)}
     if sweep_id:
         tags["sweep_id"] = str(sweep_id)
     run_name = "-".join(str(x) for x in (name, cfg.model.name, cfg.dataset.name,

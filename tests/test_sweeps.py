@@ -156,3 +156,16 @@ def test_multirun_script_skips_missing_checkpoints_and_prints_the_table(tmp_path
     assert all(r.data.metrics["cache_misses"] == 0 for r in runs)  # cluster_scores extracted first
     (cs,) = client.search_runs([client.get_experiment_by_name("cluster_scores").experiment_id])
     assert cs.data.metrics["cache_misses"] == 50
+
+
+def test_rerunning_a_named_sweep_skips_finished_jobs(compose_cfg):
+    cfg = compose_cfg(*FAST, "cluster_count=seven", "sweep_id=resume-me", "experiment.save_embeddings=false")
+    first = run(cfg)
+    again = run(compose_cfg(*FAST[:-1], "embed.progress=true", "cluster_count=seven", "sweep_id=resume-me",
+                            "experiment.save_embeddings=false"))
+    assert again["accuracy"] == pytest.approx(first["accuracy"])
+    other_seed = compose_cfg(*FAST, "cluster_count=seven", "sweep_id=resume-me", "experiment.save_embeddings=false", "seed=1")
+    run(other_seed)
+    client = MlflowClient(resolve_tracking_uri(cfg))
+    runs = client.search_runs([client.get_experiment_by_name("clustering").experiment_id])
+    assert len(runs) == 2  # the repeated config was not run again; the new seed was

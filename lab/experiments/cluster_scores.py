@@ -64,7 +64,7 @@ def figure(scores: dict[str, dict[int, float]], best: dict[str, int], title: str
             ax.axvline(best[name], color="tab:red", ls="--", lw=1)
         ax.set_title(f"{name.replace('_', '-')} ({'higher' if sense == 'max' else 'lower'} is better; best k={best.get(name)})", fontsize=9)
         ax.set_xlabel("number of clusters k")
-        ax.set_xticks(ks[:: max(1, len(ks) // 10)])
+        ax.set_xticks(ks[:: -(-len(ks) // 10)])  # at most ~10 labels
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
