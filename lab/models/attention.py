@@ -18,8 +18,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lab.models.base import Tagger, TaggerSpec
-from lab.models.frontend import SAMPLE_RATE, MelSpectrogram, power_to_db
+from lab.models.base import TaggerSpec
+from lab.models.frontend import SAMPLE_RATE, MelTagger
 
 
 @dataclass
@@ -164,7 +164,7 @@ class Pooler(nn.Module):
         return torch.tanh(self.dense(cls))
 
 
-class CNNSA(Tagger):
+class CNNSA(MelTagger):
     """Won et al. 2019 self-attention CNN. Input (B, 240000) at 16 kHz; embedding (B, 256)."""
 
     info = TaggerSpec("attention", SAMPLE_RATE, 15 * SAMPLE_RATE, 256, "Won et al. 2019 (self-attention CNN)")
@@ -173,13 +173,9 @@ class CNNSA(Tagger):
         super().__init__()
         c = config or CNNSAConfig()
         assert c.channels[-1] == c.n_embd
-        self.spec = MelSpectrogram(c.n_mels)
-        self.spec_bn = nn.BatchNorm2d(1)
-        cin = 1
-        for i, (cout, stride) in enumerate(zip(c.channels, c.strides), start=1):
-            setattr(self, f"layer{i}", Res2d(cin, cout, stride))
-            cin = cout
-        self.n_layers = len(c.channels)
+        self.init_mel_frontend(c.n_mels)
+        widths = (1, *c.channels)
+        self.add_layers([Res2d(cin, cout, stride) for cin, cout, stride in zip(widths, c.channels, c.strides)])
         # The CLS token is a fixed uniform [0, 1) draw, not a learned parameter: the reference
         # makes it with np.random.seed(0); np.random.rand(256). Non-persistent, so it is not in the
         # state dict (nor in the checkpoint); the reference tiles it 64x, we expand to any batch.
@@ -190,14 +186,9 @@ class CNNSA(Tagger):
         self.dropout = nn.Dropout(0.5)
         self.dense = nn.Linear(c.n_embd, c.n_tags)
 
-    def frontend(self, x: torch.Tensor) -> torch.Tensor:
-        return power_to_db(self.spec(x))  # (B, 128, 938) dB
-
     def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        self.check_input(x)
-        h = self.spec_bn(self.frontend(x).unsqueeze(1))  # (B, 1, 128, 938)
-        for i in range(1, self.n_layers + 1):
-            h = getattr(self, f"layer{i}")(h)  # -> (B, 256, 1, 118)
+        h = self.normalized_logmel(x)  # (B, 1, 128, 938)
+        h = self.run_layers(h)  # (B, 256, 1, 118)
         tokens = h.squeeze(2).transpose(1, 2)  # one token per time step: (B, 118, 256)
         cls = self.cls_token.to(tokens.dtype).expand(tokens.shape[0], 1, -1)  # (B, 1, 256)
         # No positional encoding: the reference defines one but never uses it.

@@ -37,6 +37,18 @@ class Tagger(nn.Module):
         """
         raise NotImplementedError
 
+    def add_layers(self, blocks: list[nn.Module]) -> None:
+        """Register ``blocks`` as ``layer1``, ``layer2``, ... (the checkpoints' key names)."""
+        for i, block in enumerate(blocks, start=1):
+            setattr(self, f"layer{i}", block)
+        self.n_layers = len(blocks)
+
+    def run_layers(self, h: torch.Tensor) -> torch.Tensor:
+        """Apply ``layer1`` .. ``layerN`` in order."""
+        for i in range(1, self.n_layers + 1):
+            h = getattr(self, f"layer{i}")(h)
+        return h
+
     def frontend(self, x: torch.Tensor) -> torch.Tensor:
         """(B, input_length) -> the time-frequency input in dB before its BatchNorm.
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from lab.models.base import Tagger, TaggerSpec
-from lab.models.frontend import SAMPLE_RATE, Conv2dBlock, MelSpectrogram, power_to_db
+from lab.models.base import TaggerSpec
+from lab.models.frontend import SAMPLE_RATE, Conv2dBlock, MelTagger
 
 
 @dataclass
@@ -28,7 +28,7 @@ class CRNNConfig:
     n_tags: int = 50
 
 
-class CRNN(Tagger):
+class CRNN(MelTagger):
     """Choi et al. 2017 CRNN. Input (B, 464000) at 16 kHz; embedding (B, 32)."""
 
     info = TaggerSpec("crnn", SAMPLE_RATE, 29 * SAMPLE_RATE, 32, "Choi et al. 2017 (CRNN)")
@@ -36,26 +36,18 @@ class CRNN(Tagger):
     def __init__(self, config: CRNNConfig | None = None) -> None:
         super().__init__()
         c = config or CRNNConfig()
-        self.spec = MelSpectrogram(c.n_mels)
-        self.spec_bn = nn.BatchNorm2d(1)
-        cin = 1
-        for i, (cout, pool) in enumerate(zip(c.channels, c.pools), start=1):
-            setattr(self, f"layer{i}", Conv2dBlock(cin, cout, pool))
-            cin = cout
-        self.n_conv = len(c.channels)
-        # "layer5" is the checkpoint's name; PyTorch's GRU gate order (r, z, n) matches it too.
-        self.layer5 = nn.GRU(cin, c.gru_hidden, c.gru_layers, batch_first=True)
+        self.init_mel_frontend(c.n_mels)
+        widths = (1, *c.channels)
+        self.add_layers([Conv2dBlock(cin, cout, pool) for cin, cout, pool in zip(widths, c.channels, c.pools)])
+        # The GRU is "layer5" in the checkpoint (after the four convs, outside run_layers);
+        # PyTorch's GRU gate order (r, z, n) matches it too.
+        self.layer5 = nn.GRU(c.channels[-1], c.gru_hidden, c.gru_layers, batch_first=True)
         self.dropout = nn.Dropout(0.5)
         self.dense = nn.Linear(c.gru_hidden, c.n_tags)
 
-    def frontend(self, x: torch.Tensor) -> torch.Tensor:
-        return power_to_db(self.spec(x))  # (B, 96, 1813) dB
-
     def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        self.check_input(x)
-        h = self.spec_bn(self.frontend(x).unsqueeze(1))  # (B, 1, 96, 1813)
-        for i in range(1, self.n_conv + 1):
-            h = getattr(self, f"layer{i}")(h)  # -> (B, 128, 1, 18)
+        h = self.normalized_logmel(x)  # (B, 1, 96, 1813)
+        h = self.run_layers(h)  # (B, 128, 1, 18)
         seq = h.squeeze(2).transpose(1, 2)  # (B, 18, 128): time-major for the GRU
         out, _ = self.layer5(seq)  # (B, 18, 32), top layer only
         emb = out[:, -1]  # (B, 32): last step = final hidden state of the top layer

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from lab.models.base import Tagger, TaggerSpec
-from lab.models.frontend import SAMPLE_RATE, Conv2dBlock, MelSpectrogram, power_to_db
+from lab.models.base import TaggerSpec
+from lab.models.frontend import SAMPLE_RATE, Conv2dBlock, MelTagger
 
 
 @dataclass
@@ -26,7 +26,7 @@ class FCNConfig:
     n_tags: int = 50
 
 
-class FCN(Tagger):
+class FCN(MelTagger):
     """Choi et al. 2016 FCN. Input (B, 464000) at 16 kHz; embedding (B, 64)."""
 
     info = TaggerSpec("fcn", SAMPLE_RATE, 29 * SAMPLE_RATE, 64, "Choi et al. 2016 (FCN)")
@@ -34,23 +34,14 @@ class FCN(Tagger):
     def __init__(self, config: FCNConfig | None = None) -> None:
         super().__init__()
         c = config or FCNConfig()
-        self.spec = MelSpectrogram(c.n_mels)
-        self.spec_bn = nn.BatchNorm2d(1)
-        cin = 1
-        for i, (cout, pool) in enumerate(zip(c.channels, c.pools), start=1):
-            setattr(self, f"layer{i}", Conv2dBlock(cin, cout, pool))
-            cin = cout
-        self.n_layers = len(c.channels)
+        self.init_mel_frontend(c.n_mels)
+        widths = (1, *c.channels)
+        self.add_layers([Conv2dBlock(cin, cout, pool) for cin, cout, pool in zip(widths, c.channels, c.pools)])
         self.dropout = nn.Dropout(0.5)
-        self.dense = nn.Linear(cin, c.n_tags)
-
-    def frontend(self, x: torch.Tensor) -> torch.Tensor:
-        return power_to_db(self.spec(x))  # (B, 96, 1813) dB
+        self.dense = nn.Linear(c.channels[-1], c.n_tags)
 
     def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        self.check_input(x)
-        h = self.spec_bn(self.frontend(x).unsqueeze(1))  # (B, 1, 96, 1813)
-        for i in range(1, self.n_layers + 1):
-            h = getattr(self, f"layer{i}")(h)  # -> (B, 64, 1, 1)
+        h = self.normalized_logmel(x)  # (B, 1, 96, 1813)
+        h = self.run_layers(h)  # (B, 64, 1, 1)
         emb = h.flatten(1)  # (B, 64)
         return {"embedding": emb, "tags": torch.sigmoid(self.dense(self.dropout(emb)))}

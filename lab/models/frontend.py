@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from lab.models.base import Tagger
+
 SAMPLE_RATE = 16000
 N_FFT = 512
 HOP = N_FFT // 2  # torchaudio's default hop = win_length // 2
@@ -69,6 +71,26 @@ class MelSpectrogram(nn.Module):
 def power_to_db(power: torch.Tensor) -> torch.Tensor:
     """10*log10(max(power, 1e-10)): absolute dB, no ``top_db`` clipping, no reference scaling."""
     return 10.0 * torch.log10(torch.clamp(power, min=AMIN))
+
+
+class MelTagger(Tagger):
+    """A tagger whose input is the batch-normalised log-mel (fcn, musicnn, crnn, attention).
+
+    Call :meth:`init_mel_frontend` first in ``__init__`` so ``spec.*`` and ``spec_bn.*`` lead the
+    state dict, as in the checkpoints.
+    """
+
+    def init_mel_frontend(self, n_mels: int) -> None:
+        self.spec = MelSpectrogram(n_mels)
+        self.spec_bn = nn.BatchNorm2d(1)  # a learned scalar normalisation of the dB values
+
+    def frontend(self, x: torch.Tensor) -> torch.Tensor:
+        return power_to_db(self.spec(x))  # (B, n) -> (B, n_mels, 1 + n // 256) dB
+
+    def normalized_logmel(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, n) -> (B, 1, n_mels, T): checks the window length, then log-mel -> ``spec_bn``."""
+        self.check_input(x)
+        return self.spec_bn(self.frontend(x).unsqueeze(1))
 
 
 class Conv2dBlock(nn.Module):

@@ -116,14 +116,13 @@ class HarmonicCNN(Tagger):
         c = config or HarmonicCNNConfig()
         self.hstft = HarmonicSTFT(c)
         self.hstft_bn = nn.BatchNorm2d(c.n_harmonic)  # one scalar normalization per harmonic
-        cin = c.n_harmonic
+        blocks, cin = [], c.n_harmonic
         for i, (cout, res, pool) in enumerate(zip(c.channels, c.residual, c.pools), start=1):
-            block = Res2dMaxPool(cout, pool) if res else Conv2dBlock(cin, cout, pool)
             if res and cin != cout:
                 raise ValueError(f"residual block {i} cannot change width ({cin} -> {cout})")
-            setattr(self, f"layer{i}", block)
+            blocks.append(Res2dMaxPool(cout, pool) if res else Conv2dBlock(cin, cout, pool))
             cin = cout
-        self.n_layers = len(c.channels)
+        self.add_layers(blocks)
         self.dense1 = nn.Linear(cin, c.n_hidden)
         self.bn = nn.BatchNorm1d(c.n_hidden)
         self.relu = nn.ReLU()
@@ -136,8 +135,7 @@ class HarmonicCNN(Tagger):
     def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         self.check_input(x)
         h = self.hstft_bn(self.frontend(x))  # (B, 6, 128, 313)
-        for i in range(1, self.n_layers + 1):
-            h = getattr(self, f"layer{i}")(h)  # -> (B, 256, 1, 1)
+        h = self.run_layers(h)  # (B, 256, 1, 1)
         # The reference global-max-pools over time here; time is already 1 for 5 s windows.
         trunk = h.amax(dim=(2, 3))  # (B, 256)
         emb = self.relu(self.bn(self.dense1(trunk)))  # (B, 256)

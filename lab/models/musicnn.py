@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from lab.models.base import Tagger, TaggerSpec
-from lab.models.frontend import SAMPLE_RATE, Conv1dBlock, MelSpectrogram, power_to_db
+from lab.models.base import TaggerSpec
+from lab.models.frontend import SAMPLE_RATE, Conv1dBlock, MelTagger
 
 
 @dataclass
@@ -73,7 +73,7 @@ class TemporalConv(nn.Module):
         return self.relu(self.bn(self.conv(h)))  # (B, cout, T)
 
 
-class Musicnn(Tagger):
+class Musicnn(MelTagger):
     """Pons et al. 2018 musicnn (jamendo). Input (B, 48000) at 16 kHz; embedding (B, 200)."""
 
     info = TaggerSpec("musicnn", SAMPLE_RATE, 3 * SAMPLE_RATE, 200, "Pons et al. 2018 (musicnn)")
@@ -81,8 +81,7 @@ class Musicnn(Tagger):
     def __init__(self, config: MusicnnConfig | None = None) -> None:
         super().__init__()
         c = config or MusicnnConfig()
-        self.spec = MelSpectrogram(c.n_mels)
-        self.spec_bn = nn.BatchNorm2d(1)
+        self.init_mel_frontend(c.n_mels)
         # Front end: key order layers.0 .. layers.4 = timbre branches, then temporal branches.
         timbre = [TimbreConv(c.timbre_channels, int(f * c.n_mels), c.timbre_width)
                   for f in c.timbre_heights]
@@ -105,12 +104,8 @@ class Musicnn(Tagger):
         self.dropout = nn.Dropout(0.5)
         self.dense2 = nn.Linear(c.dense_dim, c.n_tags)
 
-    def frontend(self, x: torch.Tensor) -> torch.Tensor:
-        return power_to_db(self.spec(x))  # (B, 96, 188) dB
-
     def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        self.check_input(x)
-        h = self.spec_bn(self.frontend(x).unsqueeze(1))  # (B, 1, 96, 188)
+        h = self.normalized_logmel(x)  # (B, 1, 96, 188)
         front = torch.cat([layer(h) for layer in self.layers], dim=1)  # (B, 561, 188)
 
         # Back end: every block after the first is residual; all three outputs are kept.

@@ -93,16 +93,13 @@ class _SampleLevelTrunk(Tagger):
     def _build_trunk(self, c: SampleCNNConfig, block: type[nn.Module]) -> int:
         """Register layer1..layer11 as ``block(cin, cout, kernel, stride, pool)``; return the width."""
         specs = c.layers()
-        for i, (cin, cout, k, s, p) in enumerate(specs, start=1):
-            setattr(self, f"layer{i}", block(cin, cout, k, s, p))
-        self.n_layers = len(specs)
+        self.add_layers([block(cin, cout, k, s, p) for cin, cout, k, s, p in specs])
         return specs[-1][1]
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 59049) waveform -> (B, 512) layer11 output."""
         h = x.unsqueeze(1)  # (B, 1, 59049): a single input channel
-        for i in range(1, self.n_layers + 1):
-            h = getattr(self, f"layer{i}")(h)  # layer1 -> (B, 128, 19683) ... layer10 -> (B, 512, 1)
+        h = self.run_layers(h)  # layer1 -> (B, 128, 19683) ... layer10 -> (B, 512, 1)
         return h.squeeze(-1)  # (B, 512); squeeze(-1) keeps the batch axis when B = 1
 
 
