@@ -29,7 +29,12 @@ def run(cfg: DictConfig) -> dict[str, float]:
         log.info("sweep %s already has a finished run of this config (%s); skipping", cfg.sweep_id, done[0])
         return done[1]
     with tracking.start_run(cfg) as tracker:
-        return fn(cfg, tracker)
+        scores = fn(cfg, tracker)
+    shown = ", ".join(f"{k} {v:.3f}" for k, v in scores.items() if k in ("accuracy", "nmi", "ari") or k.startswith("best_k"))
+    log.info("finished MLflow run %s (experiment %r)%s", tracker.run_id, cfg.experiment.name, f": {shown}" if shown else "")
+    for w in tracker.warnings:
+        log.warning("note: %s", w)
+    return scores
 
 
 def main(cfg: DictConfig) -> dict[str, float]:

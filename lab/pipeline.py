@@ -49,7 +49,11 @@ def load_embeddings(cfg: DictConfig, tracker=None) -> tuple[Dataset, Embeddings]
         emb = extract(dataset, model, weights_id=weights_id, cache_dir=cache_dir,
                       batch_size=cfg.embed.batch_size, progress=cfg.embed.progress)
     if emb.skipped:
-        log.warning("%d of %d files skipped (unusable audio); see skipped_files.csv", len(emb.skipped), len(dataset.clips))
+        msg = (f"{len(emb.skipped)} of {len(dataset.clips)} files skipped as unusable audio "
+               f"({', '.join(sorted({r for _, r, _ in emb.skipped}))}); listed in skipped_files.csv")
+        tracker.warn(msg) if tracker is not None else log.warning(msg)
+    if emb.padded and tracker is not None:
+        tracker.warn(f"{len(emb.padded)} clips shorter than one {cfg.model.name} window were zero-padded to one window")
     if tracker is not None:
         tracker.set_tags({"weights": weights_id[:16], "n_songs": len(emb.clips)})
         tracker.log_metrics({"n_songs": len(emb.clips), "n_skipped": len(emb.skipped), "n_padded": len(emb.padded),

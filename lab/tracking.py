@@ -138,6 +138,12 @@ class Tracker:
 
     def __init__(self, client: Any, run_id: str, experiment_id: str) -> None:
         self.client, self.run_id, self.experiment_id = client, run_id, experiment_id
+        self.warnings: list[str] = []  # repeated in the job's closing summary
+
+    def warn(self, message: str) -> None:
+        """Log a warning now and repeat it when the job ends (e.g. skipped files)."""
+        log.warning("%s", message)
+        self.warnings.append(message)
 
     def log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param

@@ -82,3 +82,27 @@ def test_cli_multirun_on_real_gtzan_clips_extracts_once(tmp_path):
     assert sorted(r.data.metrics["cache_misses"] for r in runs) == [0, 0, 0, 50]  # one extraction
     assert all(r.data.metrics["n_songs"] == 50 for r in runs)
     assert all(".hydra" in {a.path for a in client.list_artifacts(r.info.run_id)} for r in runs)
+
+
+def test_bad_files_in_a_folder_dataset_are_skipped_counted_and_listed(compose_cfg, tmp_path, caplog):
+    import soundfile as sf
+
+    root = tmp_path / "music"
+    rng = np.random.default_rng(0)
+    for label in ("a", "b"):
+        (root / label).mkdir(parents=True)
+        for i in range(2):
+            sf.write(root / label / f"{label}{i}.flac", 0.1 * rng.standard_normal(16000 * 4), 16000)
+    (root / "a" / "empty.wav").write_bytes(b"")
+    sf.write(root / "b" / "silent.wav", np.zeros(16000 * 4), 16000)
+    sf.write(root / "b" / "short.ogg", 0.1 * rng.standard_normal(8000), 16000)
+    cfg = compose_cfg("dataset=folder", f"dataset.root={root}", "model=sample", "model.pretrained=false", "cluster_count.k=2")
+    with caplog.at_level("WARNING"):
+        run(cfg)
+    client, (r,) = _runs(cfg)
+    assert r.info.status == "FINISHED"
+    assert (r.data.metrics["n_songs"], r.data.metrics["n_skipped"]) == (4, 3)
+    rows = open(client.download_artifacts(r.info.run_id, "skipped_files.csv")).read().splitlines()
+    assert rows[0] == "path,reason,detail"
+    assert sorted(line.split(",")[1] for line in rows[1:]) == ["empty", "silent", "too_short"]
+    assert "note: 3 of 7 files skipped as unusable audio" in caplog.text  # repeated at the end of the job
