@@ -25,6 +25,8 @@ def check_k(k: int, n_samples: int) -> None:
 def fit_predict(X: np.ndarray, cfg: DictConfig, *, k: int, seed: int) -> tuple[np.ndarray, list[str]]:
     """Cluster ``X`` [shape=(n_clips, dim)] into ``k`` groups -> (labels [shape=(n_clips,)], warnings)."""
     check_k(k, len(X))
+    # float64: a full-covariance GMM on few songs in many dimensions is numerically fragile in float32
+    X = np.asarray(X, dtype=np.float64)
     if cfg.get("standardize", False):
         X = StandardScaler().fit_transform(X)
     notes: list[str] = []

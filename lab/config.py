@@ -62,12 +62,10 @@ def validate(cfg: DictConfig) -> None:
         k = cfg.cluster_count.k
         if isinstance(k, bool) or not isinstance(k, int) or k < 2:
             raise LabError(f"cluster_count.k={k!r} must be an integer >= 2")
-    bs = cfg.embed.batch_size
-    if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1:
-        raise LabError(f"embed.batch_size={bs!r} must be a positive integer")
-    nt = cfg.embed.get("num_threads")
-    if nt is not None and (isinstance(nt, bool) or not isinstance(nt, int) or nt < 1):
-        raise LabError(f"embed.num_threads={nt!r} must be a positive integer or null")
+    for key in ("batch_size", "workers", "num_threads"):
+        v = cfg.embed.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise LabError(f"embed.{key}={v!r} must be a positive integer or null")
 
 
 def compose_from_args(overrides: list[str]) -> DictConfig:

@@ -47,7 +47,8 @@ def load_embeddings(cfg: DictConfig, tracker=None) -> tuple[Dataset, Embeddings]
     cache_dir = to_absolute_path(str(cfg.paths.cache))
     with extraction_lock(cache_dir, cfg.model.name):
         emb = extract(dataset, model, weights_id=weights_id, cache_dir=cache_dir,
-                      batch_size=cfg.embed.batch_size, progress=cfg.embed.progress)
+                      batch_size=cfg.embed.get("batch_size"), workers=cfg.embed.get("workers"),
+                      progress=cfg.embed.progress)
     if emb.skipped:
         msg = (f"{len(emb.skipped)} of {len(dataset.clips)} files skipped as unusable audio "
                f"({', '.join(sorted({r for _, r, _ in emb.skipped}))}); listed in skipped_files.csv")
