@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from hydra.utils import to_absolute_path
@@ -15,23 +12,10 @@ from omegaconf import DictConfig
 from lab.datasets import Dataset, build_dataset
 from lab.embed import Embeddings, extract
 from lab.errors import LabError
+from lab.filelock import exclusive
 from lab.models import build
 
 log = logging.getLogger(__name__)
-
-
-@contextlib.contextmanager
-def extraction_lock(cache_dir: str, model: str) -> Iterator[None]:
-    """Exclusive lock per (cache folder, model): parallel sweep jobs wait for the one extracting,
-    then read its cache, so a model's embeddings are computed once even with 2+ workers."""
-    path = Path(cache_dir) / model / ".extract.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def load_embeddings(cfg: DictConfig, tracker=None) -> tuple[Dataset, Embeddings]:
@@ -45,7 +29,9 @@ def load_embeddings(cfg: DictConfig, tracker=None) -> tuple[Dataset, Embeddings]
                               weights_dir=to_absolute_path(str(cfg.paths.weights)),
                               subpath=cfg.model.checkpoint, seed=cfg.seed)
     cache_dir = to_absolute_path(str(cfg.paths.cache))
-    with extraction_lock(cache_dir, cfg.model.name):
+    # One lock per (cache folder, model): parallel sweep jobs wait for the one extracting, then
+    # read its cache, so a model's embeddings are computed once even with 2+ workers.
+    with exclusive(Path(cache_dir) / cfg.model.name / ".extract.lock"):
         emb = extract(dataset, model, weights_id=weights_id, cache_dir=cache_dir,
                       batch_size=cfg.embed.get("batch_size"), workers=cfg.embed.get("workers"),
                       progress=cfg.embed.progress)

@@ -40,29 +40,14 @@ STUDY_TABLE1 = {
 }
 
 
-def _all_runs(client, experiment_id: str, filter_string: str) -> list:
-    runs, token = [], None
-    while True:
-        page = client.search_runs([experiment_id], filter_string=filter_string, max_results=1000, page_token=token)
-        runs += list(page)
-        token = page.token
-        if not token:
-            return runs
-
-
-def latest_sweep_id(client, experiment_id: str) -> str | None:
-    runs = client.search_runs([experiment_id], filter_string="tags.sweep_id LIKE '%'", order_by=["attributes.start_time DESC"], max_results=1)
-    return runs[0].data.tags["sweep_id"] if runs else None
-
-
-def runs_frame(runs: list) -> pd.DataFrame:
-    """One row per run: model, clusterer, k, seed, status, accuracy and acc_genre.* metrics."""
+def runs_frame(runs: list[dict]) -> pd.DataFrame:
+    """One row per run (dicts from :func:`lab.tracking.sweep_runs`): model, clusterer, k, seed, status, metrics."""
     rows = []
     for r in runs:
-        t = r.data.tags
-        rows.append({"run_id": r.info.run_id, "status": r.info.status, "model": t.get("model"), "clusterer": t.get("clusterer"),
+        t = r["tags"]
+        rows.append({"run_id": r["run_id"], "status": r["status"], "model": t.get("model"), "clusterer": t.get("clusterer"),
                      "k": int(t["k"]) if "k" in t else None, "seed": int(t.get("seed", 0)), "dataset": t.get("dataset"),
-                     "pretrained": t.get("pretrained"), **r.data.metrics})
+                     "pretrained": t.get("pretrained"), **r["metrics"]})
     return pd.DataFrame(rows)
 
 
@@ -166,22 +151,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("overrides", nargs="*", help="lab config overrides (only paths.* matter here)")
     args = ap.parse_args(argv)
 
-    from mlflow.tracking import MlflowClient
-
+    from lab import tracking
     from lab.config import compose_from_args
-    from lab.tracking import resolve_tracking_uri
+    from lab.errors import LabError
 
-    uri = args.tracking_uri or resolve_tracking_uri(compose_from_args(args.overrides))
-    client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(args.experiment)
-    if exp is None:
-        print(f"error: no MLflow experiment {args.experiment!r} in {uri}; run a sweep first (bash multirun.sh)", file=sys.stderr)
+    uri = args.tracking_uri or tracking.resolve_tracking_uri(compose_from_args(args.overrides))
+    try:
+        sweep, runs = tracking.sweep_runs(uri, args.experiment, args.sweep_id)
+    except LabError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
-    sweep = args.sweep_id or latest_sweep_id(client, exp.experiment_id)
-    if sweep is None:
-        print(f"error: no run in {args.experiment!r} carries a sweep_id tag; run a multirun first", file=sys.stderr)
-        return 2
-    runs = _all_runs(client, exp.experiment_id, f"tags.sweep_id = '{sweep}'")
     df = runs_frame(runs)
     failed = int((df.status != "FINISHED").sum()) if not df.empty else 0
     df = df[df.status == "FINISHED"] if not df.empty else df
@@ -197,21 +176,9 @@ def main(argv: list[str] | None = None) -> int:
         print(paths["per_genre.md"].read_text())
     print(f"written to {out}/")
     if not args.no_log:
-        rep = client.get_experiment_by_name("report")
-        exp_id = rep.experiment_id if rep else client.create_experiment("report", artifact_location=_artifacts(uri))
-        run = client.create_run(exp_id, run_name=f"table1-{sweep}", tags={"sweep_id": sweep, "source_experiment": args.experiment})
-        for p in paths.values():
-            client.log_artifact(run.info.run_id, str(p))
-        client.log_metric(run.info.run_id, "n_runs", float(len(df)))
-        client.set_terminated(run.info.run_id, "FINISHED")
+        tracking.log_summary_run(uri, "report", f"table1-{sweep}", tags={"sweep_id": sweep, "source_experiment": args.experiment},
+                                 files=list(paths.values()), metrics={"n_runs": float(len(df))})
     return 0
-
-
-def _artifacts(uri: str) -> str | None:
-    from lab.tracking import _local_artifact_root
-
-    root = _local_artifact_root(uri)
-    return f"{root}/report" if root else None
 
 
 if __name__ == "__main__":

@@ -27,6 +27,9 @@ from typing import Any, Iterator
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from lab.errors import LabError
+from lab.filelock import exclusive
+
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -64,24 +67,28 @@ class _LockedClient:
     def __init__(self, uri: str) -> None:
         from mlflow.tracking import MlflowClient
 
+        self.uri = uri
         self._lock_path = Path(uri[len("sqlite:///"):]).with_suffix(".lock") if uri.startswith("sqlite:///") else None
         with self._locked():
             self._client = MlflowClient(tracking_uri=uri)
             self._client.search_experiments(max_results=1)  # creates / migrates the schema under the lock
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        if self._lock_path is None:
-            yield
-            return
-        import fcntl
+    def _locked(self) -> contextlib.AbstractContextManager:
+        return exclusive(self._lock_path) if self._lock_path else contextlib.nullcontext()
 
-        with open(self._lock_path, "a") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+    def experiment_id(self, name: str) -> str:
+        """Id of the MLflow experiment ``name``, created (artifacts beside a local store) if new."""
+        exp = self.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        root = _local_artifact_root(self.uri)
+        try:
+            return self.create_experiment(name, artifact_location=f"{root}/{name}" if root else None)
+        except Exception:  # noqa: BLE001 - another parallel job created it first
+            exp = self.get_experiment_by_name(name)
+            if exp is None:
+                raise
+            return exp.experiment_id
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._client, name)
@@ -262,17 +269,7 @@ def start_run(cfg: DictConfig) -> Iterator[Tracker]:
     uri = resolve_tracking_uri(cfg)
     client = _LockedClient(uri)
     name = cfg.experiment.name
-    exp = client.get_experiment_by_name(name)
-    if exp is None:
-        try:
-            exp_id = client.create_experiment(name, artifact_location=_local_artifact_root(uri) and f"{_local_artifact_root(uri)}/{name}")
-        except Exception:  # noqa: BLE001 - another parallel job created it first
-            exp = client.get_experiment_by_name(name)
-            if exp is None:
-                raise
-            exp_id = exp.experiment_id
-    else:
-        exp_id = exp.experiment_id
+    exp_id = client.experiment_id(name)
 
     sweep, out_dir, multirun = _hydra_context()
     sweep_id = cfg.get("sweep_id") or sweep
@@ -300,3 +297,37 @@ def start_run(cfg: DictConfig) -> Iterator[Tracker]:
         raise
     else:
         client.set_terminated(run.info.run_id, "FINISHED")
+
+
+def sweep_runs(uri: str, experiment: str, sweep_id: str | None = None) -> tuple[str, list[dict[str, Any]]]:
+    """All runs of one sweep (default: the latest sweep) as plain dicts: run_id, status, tags, metrics."""
+    client = _LockedClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        raise LabError(f"no MLflow experiment {experiment!r} in {uri}; run a sweep first (bash multirun.sh)")
+    if sweep_id is None:
+        latest = client.search_runs([exp.experiment_id], filter_string="tags.sweep_id LIKE '%'",
+                                    order_by=["attributes.start_time DESC"], max_results=1)
+        if not latest:
+            raise LabError(f"no run in {experiment!r} carries a sweep_id tag; run a multirun first")
+        sweep_id = latest[0].data.tags["sweep_id"]
+    runs, token = [], None
+    while True:
+        page = client.search_runs([exp.experiment_id], filter_string=f"tags.sweep_id = '{sweep_id}'", max_results=1000, page_token=token)
+        runs += [{"run_id": r.info.run_id, "status": r.info.status, "tags": dict(r.data.tags), "metrics": dict(r.data.metrics)} for r in page]
+        token = page.token
+        if not token:
+            return sweep_id, runs
+
+
+def log_summary_run(uri: str, experiment: str, run_name: str, *, tags: dict[str, str], files: list[Path],
+                    metrics: dict[str, float]) -> str:
+    """One FINISHED run holding ``files`` as artifacts (e.g. the report's tables); returns its id."""
+    client = _LockedClient(uri)
+    run = client.create_run(client.experiment_id(experiment), run_name=run_name, tags=tags)
+    tracker = Tracker(client, run.info.run_id, run.info.experiment_id)
+    for p in files:
+        tracker.log_artifact(p)
+    tracker.log_metrics(metrics)
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return run.info.run_id
