@@ -12,7 +12,7 @@ embeddings and tag probabilities, so every study (and ``experiment=tags``) reuse
 
 Speed: windows run one (or a few) at a time on one worker thread per CPU core, each worker with a
 single intra-op thread, on an inference copy of the model (BatchNorm folded into the convolutions,
-ReLU after max-pooling, channels-last where it pays). Per-model settings are in ``DEFAULT_KNOBS``;
+channels-last where it pays; the shared conv blocks apply ReLU after max-pooling for everyone). Per-model settings are in ``DEFAULT_KNOBS``;
 ``python -m lab.bench`` measures them against the original way of working.
 """
 
@@ -41,7 +41,6 @@ from tqdm.auto import tqdm
 from lab.audio import AudioError
 from lab.datasets.base import Clip, Dataset
 from lab.models.base import Tagger
-from lab.models.frontend import Conv1dBlock, Conv2dBlock
 
 log = logging.getLogger(__name__)
 
@@ -156,8 +155,9 @@ def _prefetch(it: Iterator, depth: int = 2) -> Iterator:
 #  * Batch size 1. A (1, 64, 96, 1813) activation is already 44 MB; bigger batches only add cache
 #    misses and page faults: with 2 workers, batch 4 ran 1.5-2.4x slower per clip than batch 1 on
 #    every model, and batch 1 was best everywhere (fcn: tied with one 2-thread batch, in noise).
-#  * BatchNorm folded into the convolution before it, and in the conv blocks ReLU applied after
-#    max-pooling (an identical result on 4-8x fewer elements): fcn 0.10 -> 0.045 s/clip, crnn
+#  * BatchNorm folded into the convolution before it, and ReLU applied after max-pooling (an
+#    identical result on 4-8x fewer elements; now done in lab/models/frontend.py's blocks
+#    themselves, so the plain models get it too): fcn 0.10 -> 0.045 s/clip, crnn
 #    0.14 -> 0.056, hcnn 0.38 -> 0.27 (all with channels_last); 5-10% for the others.
 #  * channels_last for the 2-D convolution models (oneDNN keeps its native layout between layers,
 #    max-pooling is vectorised): fcn 0.095 -> 0.045, crnn 0.115 -> 0.056, hcnn 0.37 -> 0.27,
@@ -223,20 +223,6 @@ def _fold_batchnorm(model: nn.Module) -> int:
     return n
 
 
-def _relu_after_pool(model: nn.Module) -> int:
-    """In the shared conv blocks (conv -> bn -> ReLU -> max-pool) apply the ReLU after the pool.
-
-    max and ReLU commute exactly (ReLU is monotone), and the pooled tensor is 4-8x smaller.
-    """
-    n = 0
-    for module in model.modules():
-        if type(module) in (Conv1dBlock, Conv2dBlock) and isinstance(module.relu, nn.ReLU):
-            module.mp = nn.Sequential(module.mp, nn.ReLU(inplace=True))  # in place on the fresh pooled tensor
-            module.relu = nn.Identity()
-            n += 1
-    return n
-
-
 def optimize_for_inference(model: Tagger, *, channels_last: bool = False, check: bool = True) -> Tagger:
     """An eval-mode copy of ``model`` that computes the same outputs faster; ``model`` is untouched.
 
@@ -247,7 +233,6 @@ def optimize_for_inference(model: Tagger, *, channels_last: bool = False, check:
     for p in fast.parameters():
         p.requires_grad_(False)
     _fold_batchnorm(fast)
-    _relu_after_pool(fast)
     if channels_last:
         fast = fast.to(memory_format=torch.channels_last)
     if check:
@@ -335,16 +320,6 @@ class InferenceEngine:
         futures = [self.submit(windows[i : i + bs]) for i in range(0, len(windows), bs)]
         out = [f.result() for f in futures]
         return np.concatenate([e for e, _ in out]), np.concatenate([t for _, t in out])
-
-
-def embed_windows(model: Tagger, windows: np.ndarray, batch_size: int | None = None, *,
-                  workers: int | None = None, optimize: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Run ``model`` over windows [shape=(n, L)] -> ((n, dim), (n, 50)) float32.
-
-    ``batch_size`` / ``workers`` ``None``: the model's defaults (``DEFAULT_KNOBS``). Builds an
-    :class:`InferenceEngine` each call; reuse one engine when calling many times.
-    """
-    return InferenceEngine(model, batch_size=batch_size, workers=workers, optimize=optimize).run(windows)
 
 
 @dataclass

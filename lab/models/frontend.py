@@ -104,7 +104,9 @@ class Conv2dBlock(nn.Module):
         self.mp = nn.MaxPool2d(pool)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.mp(self.relu(self.bn(self.conv(x))))
+        # ReLU after the pool: max and ReLU commute exactly (ReLU is monotone), and the pooled
+        # tensor is 4-8x smaller (measured: part of fcn 0.10 -> 0.045 s/clip, see lab/embed.py).
+        return self.relu(self.mp(self.bn(self.conv(x))))
 
 
 class Conv1dBlock(nn.Module):
@@ -118,4 +120,4 @@ class Conv1dBlock(nn.Module):
         self.mp = nn.MaxPool1d(pool)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.mp(self.relu(self.bn(self.conv(x))))
+        return self.relu(self.mp(self.bn(self.conv(x))))  # ReLU after the pool, as in Conv2dBlock
