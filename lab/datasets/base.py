@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from lab import audio
+from lab.models.weights import file_sha256
 
 
 @dataclass(frozen=True)
@@ -41,14 +41,10 @@ class Dataset:
 
     def fingerprint(self, clip: Clip) -> str:
         """SHA-256 of the clip's bytes: the audio-content part of the embedding cache key."""
-        h = hashlib.sha256()
         try:
-            with open(clip.path, "rb") as f:
-                while block := f.read(1 << 20):
-                    h.update(block)
+            return file_sha256(clip.path)
         except OSError:
             return "unreadable:" + clip.path
-        return h.hexdigest()
 
 
 AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".mp3")
