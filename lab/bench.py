@@ -124,26 +124,27 @@ def machine_info() -> dict[str, str]:
     }
 
 
-def peak_rss_mb() -> float:
-    """Peak resident set of this process in MB (VmHWM; ru_maxrss where /proc is missing)."""
+def _proc_status_mb(field: str) -> float | None:
+    """A ``/proc/self/status`` memory field (e.g. ``VmRSS``) in MB, or None where /proc is missing."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return None
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set of this process in MB (VmHWM; ru_maxrss where /proc is missing)."""
+    peak = _proc_status_mb("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def rss_mb() -> float:
     """Current resident set of this process in MB (VmRSS), or NaN where /proc is missing."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
+    now = _proc_status_mb("VmRSS")
+    return now if now is not None else float("nan")
 
 
 def reset_peak_rss() -> bool:
