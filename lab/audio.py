@@ -27,18 +27,6 @@ class AudioError(LabError):
         self.path, self.reason, self.detail = str(path), reason, detail
 
 
-def valid_audio(y: np.ndarray) -> None:
-    """Raise :class:`LabError` unless ``y`` is a finite, float, 1-D signal (librosa's habit)."""
-    if not isinstance(y, np.ndarray):
-        raise LabError(f"audio must be a numpy array, got {type(y).__name__}")
-    if not np.issubdtype(y.dtype, np.floating):
-        raise LabError(f"audio must be floating-point, got dtype={y.dtype}")
-    if y.ndim != 1:
-        raise LabError(f"audio must be mono with shape (n,), got shape={y.shape}")
-    if not np.isfinite(y).all():
-        raise LabError("audio contains NaN or infinite samples")
-
-
 def check_usable(y: np.ndarray, *, sr: int, path: str | Path = "<array>", min_seconds: float = 1.0) -> None:
     """Raise :class:`AudioError` if decoded audio ``y`` is empty, non-finite, silent or shorter than ``min_seconds``."""
     if y.size == 0:
