@@ -41,7 +41,8 @@ def check_usable(y: np.ndarray, *, sr: int, path: str | Path = "<array>", min_se
         raise AudioError(path, "too_short", f"audio lasts {seconds:.2f} s, shorter than min_seconds={min_seconds}")
 
 
-def load(path: str | Path, *, sr: int = 16000, mono: bool = True, min_seconds: float = 1.0) -> np.ndarray:
+def load(path: str | Path, *, sr: int = 16000, mono: bool = True, min_seconds: float = 1.0,
+         offset: float = 0.0, duration: float | None = None) -> np.ndarray:
     """Decode ``path`` to float32 at ``sr`` Hz.
 
     Parameters
@@ -54,6 +55,9 @@ def load(path: str | Path, *, sr: int = 16000, mono: bool = True, min_seconds: f
         Down-mix by channel mean, as ``librosa.load`` does.
     min_seconds : float >= 0
         Shorter audio raises :class:`AudioError` (reason ``too_short``).
+    offset, duration : float >= 0, float > 0 or None
+        Decode only ``duration`` seconds starting ``offset`` seconds in (an excerpt of a long
+        recording); ``None`` reads to the end.
 
     Returns
     -------
@@ -70,7 +74,7 @@ def load(path: str | Path, *, sr: int = 16000, mono: bool = True, min_seconds: f
         with warnings.catch_warnings():
             # librosa warns before falling back to audioread; the failure itself is reported below.
             warnings.simplefilter("ignore")
-            y, _ = librosa.load(path, sr=sr, mono=mono)
+            y, _ = librosa.load(path, sr=sr, mono=mono, offset=offset, duration=duration)
     except Exception as err:  # noqa: BLE001 - decoders raise many types; all mean "unreadable"
         msg = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
         raise AudioError(path, "unreadable", f"cannot decode audio ({msg[:200]})") from None
