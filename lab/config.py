@@ -56,6 +56,7 @@ EXPERIMENT_OPTIONS = {
 def validate(cfg: DictConfig) -> None:
     """Raise :class:`LabError` with one sentence on the first bad value in ``cfg``."""
     from lab.models import REGISTRY, model_info
+    from lab.models.weights import check_corpus
 
     _int(cfg.seed, "seed", 0)
     if not cfg.experiment.get("run"):
@@ -70,6 +71,7 @@ def validate(cfg: DictConfig) -> None:
         if m.name not in REGISTRY:
             raise LabError(f"model={m.name!r} is unknown; choose one of {', '.join(REGISTRY)}")
         _bool(m.pretrained, "model.pretrained")
+        check_corpus(m.name, m.get("corpus", "jamendo"))
         info = model_info(m.name)
         for key in ("sample_rate", "input_length", "embedding_dim"):
             if m.get(key) is not None and m[key] != getattr(info, key):

@@ -56,7 +56,7 @@ def build_model(cfg: DictConfig, *, device: str = "cpu") -> LoadedModel:
         model, weights_id = build(m.name, pretrained=m.pretrained, weights_dir=weights_dir,
                                   subpath=m.get("checkpoint"), seed=int(cfg.seed), **kwargs)
         _LOADED.clear()  # keep one model: a sweep process moves from model to model
-        _LOADED[key] = LoadedModel(model=model.to(device), weights_id=weights_id, tag_names=tag_names(corpus), name=m.name)
+        _LOADED[key] = LoadedModel(model=model.to(device), weights_id=weights_id, tag_names=tag_names(corpus, weights_dir), name=m.name)
     return _LOADED[key]
 
 

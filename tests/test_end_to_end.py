@@ -48,8 +48,9 @@ def test_clustering_job_logs_metrics_tags_and_artifacts(compose_cfg):
 
 
 def test_missing_weights_stop_the_job_before_a_run_opens(compose_cfg, tmp_path):
-    cfg = compose_cfg(f"paths.weights={tmp_path / 'empty'}", "dataset.n_per_class=2")
-    with pytest.raises(LabError, match=r"no checkpoint for model=fcn at .*empty/jamendo/fcn/best_model.pth"):
+    # hcnn: no checkpoint anywhere on the search path (fcn's would be found in ../shared/weights)
+    cfg = compose_cfg(f"paths.weights={tmp_path / 'empty'}", "model=hcnn", "dataset.n_per_class=2")
+    with pytest.raises(LabError, match=r"no checkpoint for model=hcnn at .*empty/jamendo/hcnn/best_model.pth"):
         run(cfg)
     assert not (tmp_path / "mlruns" / "mlflow.db").exists()  # no FAILED run left behind
 

@@ -1,8 +1,9 @@
-"""The model zoo: seven MTG-Jamendo taggers, registered by name.
+"""The model zoo: seven taggers, registered by name, each trained on one or more corpora.
 
-``build(name, ...)`` returns an eval-mode :class:`~lab.models.base.Tagger` with the official
-checkpoint loaded strictly, or random weights when ``pretrained=False`` (a baseline, always
-tagged as such in MLflow).
+``build(name, corpus=..., ...)`` returns an eval-mode :class:`~lab.models.base.Tagger` with the
+official checkpoint for that training corpus loaded strictly (see :mod:`lab.models.weights` for
+the corpora and the checkpoint search path), or random weights when ``pretrained=False`` (a
+baseline, always tagged as such in MLflow). ``tag_names(corpus)`` gives the output tag order.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-from importlib import resources
 from pathlib import Path
 
 import torch
@@ -18,9 +18,11 @@ import torch
 from lab.errors import LabError
 from lab.models.base import Tagger, TaggerSpec
 from lab.hashing import file_sha256
-from lab.models.weights import checkpoint_path, load_strict, read_state_dict
+from lab.models.weights import CORPORA, DEFAULT_CORPUS, check_corpus, find_checkpoint, load_strict, read_state_dict, tag_names
 
 log = logging.getLogger(__name__)
+
+__all__ = ["CORPORA", "REGISTRY", "Tagger", "TaggerSpec", "build", "model_class", "model_info", "tag_names"]
 
 # name -> "module:Class"; one module per architecture family.
 REGISTRY: dict[str, str] = {
@@ -47,35 +49,46 @@ def model_info(name: str) -> TaggerSpec:
     return model_class(name).info
 
 
-def tag_names(corpus: str = "jamendo") -> list[str]:
-    """Tag names in model-output order. Jamendo's are alphabetical (sklearn's LabelBinarizer sorted them)."""
-    if corpus != "jamendo":
-        raise LabError(f"model.corpus={corpus!r} is unknown; only jamendo tag names are known")
-    text = resources.files("lab").joinpath("data/jamendo_tags.txt").read_text()
-    return [t.strip() for t in text.splitlines() if t.strip()]
-
-
 def build(
     name: str,
     *,
+    corpus: str = DEFAULT_CORPUS,
     pretrained: bool = True,
     weights_dir: str | os.PathLike | None = None,
     subpath: str | None = None,
     seed: int = 0,
 ) -> tuple[Tagger, str]:
-    """Instantiate model ``name`` in eval mode.
+    """Instantiate model ``name`` trained on ``corpus`` in eval mode.
 
-    Returns the model and a weights identifier for cache keys: the checkpoint's SHA-256, or
-    ``random-<seed>`` when ``pretrained`` is false.
+    Parameters
+    ----------
+    name : str
+        Registry key (``fcn``, ``musicnn``, ``crnn``, ...).
+    corpus : str
+        Training corpus of the checkpoint: ``jamendo`` (default), ``mtat`` or ``msd``.
+    pretrained : bool
+        False gives random weights (seeded by ``seed``), a baseline.
+    weights_dir : path, optional
+        First folder of the checkpoint search path (``paths.weights``).
+    subpath : str, optional
+        Checkpoint path relative to a search-path folder; default ``<corpus>/<name>/best_model.pth``.
+
+    Returns
+    -------
+    model : Tagger
+    weights_id : str
+        The checkpoint's SHA-256 (so cache keys differ per corpus), or ``random-<seed>``.
     """
     cls = model_class(name)
+    check_corpus(name, corpus)
     if not pretrained:
         torch.manual_seed(seed)
         model = cls().eval()
         log.warning("model=%s runs with RANDOM weights (model.pretrained=false)", name)
         return model, f"random-{seed}"
-    path = checkpoint_path(name, subpath or f"jamendo/{name}/best_model.pth", weights_dir)
-    state = read_state_dict(Path(path), name)
+    path = find_checkpoint(name, corpus, weights_dir, subpath)
+    log.info("model=%s corpus=%s: checkpoint %s", name, corpus, path)
+    state = read_state_dict(Path(path), name, corpus)
     model = cls()
     load_strict(model, state, str(path))
     return model.eval(), file_sha256(path)

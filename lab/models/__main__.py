@@ -1,36 +1,59 @@
-"""``python -m lab.models [--available] [overrides...]``: which checkpoints this machine has.
+"""``python -m lab.models [--available] [--corpus C] [overrides...]``: which checkpoints this machine has.
 
-Prints each model's facts and whether its checkpoint is at the configured path (resolved from
-the same overrides ``python -m lab`` takes, e.g. ``paths.weights=DIR``). With ``--available``
-prints only the names of models whose checkpoint file exists (used by ``multirun.sh``).
+Prints, for every training corpus and architecture, the model's facts and the checkpoint found on
+the search path (``paths.weights``, then ``<repo>/weights``, then ``<repo>/../shared/weights``),
+resolved from the same overrides ``python -m lab`` takes (e.g. ``paths.weights=DIR``). With
+``--available`` prints only the names of models whose checkpoint for ``--corpus`` (default
+jamendo) exists (used by ``multirun.sh``).
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from hydra.utils import to_absolute_path
 
 from lab.compose import compose_from_args
+from lab.errors import LabError
 from lab.models import REGISTRY, model_info
-from lab.models.weights import UPSTREAM_URL, checkpoint_path
+from lab.models.weights import CORPORA, CORPUS_NAMES, DEFAULT_CORPUS, UPSTREAM_URL, find_checkpoint, search_path
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m lab.models", description="List the taggers, their training corpora "
+                                "and which checkpoints are found on the weights search path.",
+                                epilog="example: python -m lab.models paths.weights=/data/weights")
+    p.add_argument("--available", action="store_true", help="print only the names of models with a checkpoint")
+    p.add_argument("--corpus", default=DEFAULT_CORPUS, choices=list(CORPORA), help="corpus for --available (default jamendo)")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides as for python -m lab, e.g. paths.weights=DIR")
+    return p
 
 
 def main(argv: list[str]) -> int:
-    available_only = "--available" in argv
-    cfg = compose_from_args([a for a in argv if a != "--available"])
+    """Print the table (or the available names); returns the exit code."""
+    args = _parser().parse_args(argv)
+    cfg = compose_from_args(args.overrides)
     wdir = to_absolute_path(str(cfg.paths.weights))
     rows = []
-    for name in REGISTRY:
-        path = checkpoint_path(name, f"jamendo/{name}/best_model.pth", wdir)
-        rows.append((name, model_info(name), path, path.is_file()))
-    if available_only:
-        print(" ".join(name for name, _, _, ok in rows if ok))
+    for corpus, models in CORPORA.items():
+        for name in models:
+            try:
+                path, ok = find_checkpoint(name, corpus, wdir), True
+            except LabError:
+                path, ok = None, False
+            rows.append((corpus, name, model_info(name), path, ok))
+    if args.available:
+        print(" ".join(name for corpus, name, _, _, ok in rows if ok and corpus == args.corpus))
         return 0
-    print(f"{'model':10} {'dim':>4} {'window':>8}  checkpoint")
-    for name, info, path, ok in rows:
-        print(f"{name:10} {info.embedding_dim:>4} {info.input_length / info.sample_rate:>7.2f}s  "
-              f"{'ok     ' if ok else 'MISSING'} {path}" + ("" if ok else f"  (from {UPSTREAM_URL.format(model=name)})"))
+    print("checkpoint search path: " + " -> ".join(str(d) for d in search_path(wdir)))
+    print(f"{'corpus':8} {'model':10} {'dim':>4} {'window':>8}  checkpoint")
+    for corpus, name, info, path, ok in rows:
+        where = str(path) if ok else f"MISSING (from {UPSTREAM_URL.format(corpus=corpus, model=name)})"
+        print(f"{corpus:8} {name:10} {info.embedding_dim:>4} {info.input_length / info.sample_rate:>7.2f}s  "
+              f"{'ok     ' if ok else ''}{where}")
+    print("corpora: " + "; ".join(f"{c} = {CORPUS_NAMES[c]} ({', '.join(m)})" for c, m in CORPORA.items())
+          + "; choose with model=<name> model.corpus=<corpus>")
     return 0
 
 
