@@ -28,15 +28,39 @@ def _genre_root(root: Path) -> Path:
     )
 
 
-def _fault_filtered_ids(split_dir: Path) -> set[str]:
-    files = [split_dir / f"{part}_filtered.txt" for part in ("train", "valid", "test")]
+SPLIT_PARTS = ("train", "valid", "test")
+
+
+def fault_filtered_split(split_dir: str | Path) -> dict[str, str]:
+    """``{"blues/blues.00029": "train", ...}``: the part of every file of the fault-filtered split.
+
+    Keys are GTZAN ids without extension (``<genre>/<genre>.NNNNN``), as :func:`split_of` looks them up.
+    """
+    split_dir = Path(split_dir)
+    files = [split_dir / f"{part}_filtered.txt" for part in SPLIT_PARTS]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise LabError(f"dataset.split=fault_filtered needs the split lists, but {missing[0]} is missing (set dataset.split_dir)")
-    ids = set()
-    for f in files:
-        ids |= {Path(line.strip()).with_suffix("").as_posix() for line in f.read_text().splitlines() if line.strip()}
-    return ids
+    parts: dict[str, str] = {}
+    for part, f in zip(SPLIT_PARTS, files):
+        for line in f.read_text().splitlines():
+            if line.strip():
+                parts[Path(line.strip()).with_suffix("").as_posix()] = part
+    return parts
+
+
+def split_of(clip_id: str, parts: dict[str, str]) -> str | None:
+    """The fault-filtered part (``train``/``valid``/``test``) of GTZAN clip ``clip_id``, or None.
+
+    ``clip_id`` is ``<genre>/<genre>.NNNNN.<ext>``; an excerpt id (``...@12.0s``) or a prefixed
+    composite id (``part:...``) is looked up by the song it comes from.
+    """
+    song = clip_id.split("@", 1)[0].rsplit(":", 1)[-1]
+    return parts.get(Path(song).with_suffix("").as_posix())
+
+
+def _fault_filtered_ids(split_dir: Path) -> set[str]:
+    return set(fault_filtered_split(split_dir))
 
 
 def load_gtzan(root: str | Path, *, min_seconds: float = 1.0, split: str = "all", split_dir: str | Path | None = None,
