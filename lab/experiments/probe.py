@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
@@ -114,7 +115,7 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
         raise LabError(f"dataset={dataset.name} has {len(set(y))} label; a genre probe needs at least 2")
     fixed = cfg.dataset.get("name") == "gtzan" and cfg.dataset.get("split", "all") == "fault_filtered"
     if fixed:
-        parts = fault_filtered_split(cfg.dataset.split_dir)
+        parts = fault_filtered_split(to_absolute_path(str(cfg.dataset.split_dir)))
         part = np.array([split_of(c.id, parts) or "" for c in clips])
         sel, pred, folds, grid = fixed_split(X, y, part, Cs, max_iter=max_iter, seed=seed)
         protocol = "fault_filtered: train / C on valid / test"
