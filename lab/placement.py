@@ -213,3 +213,40 @@ def genre_tag_shares(tags: np.ndarray, tag_names: Sequence[str], reference: Sequ
     by_key = {_genre_key(g): c for g, c in winners.items()}
     shares = {g: by_key.get(_genre_key(g), 0) / m for g in reference}
     return shares, [(g, c / m) for g, c in sorted(winners.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+def bootstrap(X: np.ndarray, labels: Sequence[str], set_name: str, reference: Sequence[str], *,
+              parents: tuple[str, str] | None = None, n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
+    """How much the centroid-based answers move when the items are resampled.
+
+    Every label's rows are resampled with replacement, separately (a stratified bootstrap: with
+    six items in a set and five songs per genre, both sides are uncertain), and the centroids
+    recomputed ``n_boot`` times.
+
+    Returns
+    -------
+    dict with ``nearest_stability`` (share of resamples whose nearest reference genre is the one
+    found on the full data) and, with ``parents``, ``position_lo``/``position_hi`` and
+    ``offset_lo``/``offset_hi`` (5th and 95th percentiles).
+    """
+    names = [set_name, *reference] + [p for p in (parents or ()) if p not in reference and p != set_name]
+    labels = validate(X, labels, *names)
+    rng = np.random.default_rng(seed)
+    rows = [np.flatnonzero(labels == n) for n in names]
+    nearest = rank_reference(X, labels, set_name, reference)[0][0]
+    hits, pos, off = 0, [], []
+    for _ in range(n_boot):
+        c = np.stack([X[rng.choice(r, size=len(r))].mean(0) for r in rows])  # (len(names), dim)
+        d = np.linalg.norm(c[1:1 + len(reference)] - c[0], axis=1)
+        hits += reference[int(np.argmin(d))] == nearest
+        if parents:
+            f, a, b = (c[names.index(n)] for n in (set_name, *parents))
+            ab = b - a
+            t = float(np.dot(f - a, ab) / np.dot(ab, ab))
+            pos.append(t)
+            off.append(float(np.linalg.norm(f - (a + min(max(t, 0.0), 1.0) * ab)) / np.linalg.norm(ab)))
+    out = {"nearest_stability": hits / n_boot}
+    if parents:
+        out |= {"position_lo": float(np.percentile(pos, 5)), "position_hi": float(np.percentile(pos, 95)),
+                "offset_lo": float(np.percentile(off, 5)), "offset_hi": float(np.percentile(off, 95))}
+    return out

@@ -109,3 +109,13 @@ def test_bad_input_is_one_sentence():
         placement.fusion_position(X, y, "rock", ("jazz", "jazz"))
     with pytest.raises(LabError, match="NaN"):
         placement.compactness(np.full_like(X, np.nan), y, "rock", list(CENTRES))
+
+
+def test_bootstrap_of_a_clear_placement_is_stable():
+    X, y = space({"f": DIAMOND * 0.5 + np.array([5.0, 0.2])})
+    b = placement.bootstrap(X, y, "f", list(CENTRES), parents=("rock", "carnatic"), n_boot=200, seed=0)
+    # f is equidistant from rock and carnatic, so resampling flips its nearest genre.
+    assert 0.0 < b["nearest_stability"] < 1.0
+    assert b["position_lo"] < 0.5 < b["position_hi"] and b["position_hi"] - b["position_lo"] < 0.2
+    far = placement.bootstrap(*space({"g": DIAMOND + np.array([0.0, 30.0])}), "g", list(CENTRES), n_boot=200)
+    assert far == {"nearest_stability": 1.0}  # 20 beyond jazz, 30 from rock: always jazz
