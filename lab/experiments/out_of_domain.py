@@ -111,6 +111,8 @@ def build_sets(specs: Sequence[SetSpec], *, clip_seconds: float, min_clip_second
 
     Returns (name -> dataset, rows of ``set, path, reason, detail`` for every file that gave no clip).
     """
+    if not 0 < min_clip_seconds <= clip_seconds:
+        raise LabError(f"min_clip_seconds={min_clip_seconds:g} must be in (0, clip_seconds={clip_seconds:g}]")
     sets, dropped = {}, []
     for s in specs:
         base = load_folder(s.root, name=s.name, extensions=tuple(extensions))
@@ -249,7 +251,8 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
                         for key in ("nearest", "ranking", "top_tags", "top_genre_tags", "parents") if key in r})
     tracker.log_csv(rows, "placement.csv", columns=_columns(rows))
     tracker.log_csv(dist_rows, "centroid_distances.csv")
-    tracker.log_csv(item_rows(emb, labels, loaded.tag_names, specs, genres, emb.X, k=k), "items.csv")
+    items = item_rows(emb, labels, loaded.tag_names, specs, genres, emb.X, k=k)
+    tracker.log_csv(items, "items.csv", columns=_columns(items))
     tracker.log_text(to_markdown(table_rows(rows, model=cfg.model.name)), "placement.md")
 
     parents = {s.name: s.parents for s in specs if s.parents}
@@ -332,6 +335,32 @@ def report_table(runs: list[dict]) -> pd.DataFrame:
     df = pd.concat(frames, ignore_index=True)
     return df.sort_values(["set", "model"], key=lambda c: c.map(order).fillna(99) if c.name == "model" else c, kind="stable",
                           ignore_index=True)
+
+
+def write_report(uri: str, sweep: str, runs: list[dict], out: Path, *, log_run: bool = True) -> int:
+    """``python -m lab.report --experiment out_of_domain``: write, print and log the side-by-side table.
+
+    Returns the exit code (2 when the sweep has no finished out_of_domain run).
+    """
+    import sys
+
+    from lab import tracking
+
+    df = report_table(runs)
+    if df.empty:
+        print(f"error: sweep {sweep!r} has no finished out_of_domain runs", file=sys.stderr)
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "out_of_domain.md", out / "out_of_domain.csv"]
+    paths[0].write_text(to_markdown(df))
+    df.to_csv(paths[1], index=False)
+    print(f"sweep {sweep}: {df.model.nunique()} model(s), {df.set.nunique()} set(s); genres' mean in brackets\n")
+    print(paths[0].read_text())
+    print(f"written to {out}/")
+    if log_run:
+        tracking.log_summary_run(uri, "report", f"out_of_domain-{sweep}", tags={"sweep_id": sweep, "source_experiment": "out_of_domain"},
+                                 files=paths, metrics={"n_runs": float(df.model.nunique())})
+    return 0
 
 
 def to_markdown(df: pd.DataFrame) -> str:
