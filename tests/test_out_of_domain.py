@@ -170,3 +170,18 @@ def test_gtzan_mini_plus_carnatic_and_a_mashup_fusion_end_to_end(compose_cfg, tm
     assert report_main(["--experiment", "out_of_domain", "--sweep-id", "ood-test", "--tracking-uri", resolve_tracking_uri(cfg),
                         "--out", str(out)]) == 0
     assert "| fcn | carnatic | 6 |" in (out / "out_of_domain.md").read_text()
+
+
+def test_map_highlights_sets_and_names_fusion_parents():
+    from lab.plots import placement_map
+
+    rng = np.random.default_rng(0)
+    labels = ["rock"] * 5 + ["blues"] * 5 + ["carnatic"] * 4 + ["mashup"] * 3
+    fig = placement_map(rng.normal(size=(len(labels), 2)), labels, ["carnatic", "mashup"], title="t",
+                        parents={"mashup": ("carnatic", "rock")})
+    ax = fig.axes[0]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["blues", "rock", "carnatic (4)", "mashup (fusion of carnatic + rock) (3)"]
+    bold = {t.get_text() for t in ax.texts if t.get_fontweight() == "bold"}
+    assert bold == {"carnatic", "rock"}  # the parents are named on the map
+    assert [c.get_sizes()[0] for c in ax.collections[-2:]] == [70, 70]  # sets drawn large, on top
