@@ -119,3 +119,25 @@ def test_bootstrap_of_a_clear_placement_is_stable():
     assert b["position_lo"] < 0.5 < b["position_hi"] and b["position_hi"] - b["position_lo"] < 0.2
     far = placement.bootstrap(*space({"g": DIAMOND + np.array([0.0, 30.0])}), "g", list(CENTRES), n_boot=200)
     assert far == {"nearest_stability": 1.0}  # 20 beyond jazz, 30 from rock: always jazz
+
+
+def test_permutation_p_values():
+    X, y = space({"gaana": DIAMOND + np.array([-20.0, -20.0])})
+    p = placement.permutation_test(X, y, "gaana", k=3, n_perm=199, seed=0)
+    # A separate, tight cluster: hardly any random 4 of 16 labels beat it (p near the floor 1/200).
+    assert p["silhouette_p"] <= 0.02 and p["knn_self_share_p"] <= 0.02
+    Xc, yc = space({"copy": DIAMOND + np.array(CENTRES["jazz"])})
+    pc = placement.permutation_test(Xc, yc, "copy", k=1, n_perm=199, seed=0)
+    assert pc["knn_self_share_p"] == 1.0  # self-share 0: every random draw ties or beats it
+
+
+def test_set_silhouette_equals_sklearn():
+    from sklearn.metrics import pairwise_distances, silhouette_samples
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(30, 4))
+    codes = rng.integers(0, 4, size=30)
+    d = pairwise_distances(X)
+    for target in range(4):
+        expected = silhouette_samples(d, codes, metric="precomputed")[codes == target].mean()
+        assert placement.set_silhouette(d[codes == target], codes, target) == pytest.approx(expected, abs=1e-12)

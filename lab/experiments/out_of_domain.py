@@ -4,9 +4,10 @@ The reference dataset (the ``dataset`` group, e.g. GTZAN) and one or more extra 
 (folders named on the command line) are embedded together by one tagger. The job draws the joint
 t-SNE map (and a UMAP map where ``umap-learn`` is installed) with the new sets highlighted, and
 turns the study's reading of that map into numbers per set (see :mod:`lab.placement`):
-compactness (silhouette, spread against the genres'), placement (reference genres ranked by
-centroid distance, with a bootstrap stability; kNN self-share), the position of a fusion set
-between its two parents, and what the tagger says (most frequent top tags, top genre tags).
+compactness (silhouette, spread against the genres', permutation p-values), placement (reference
+genres ranked by centroid distance with a bootstrap stability; kNN self-share), the position of a
+fusion set between its two parents, and what the tagger says (most frequent top tags, top genre
+tags).
 
 Sets come from the ``ood`` mapping, name -> folder or name -> {root, parents}::
 
@@ -138,7 +139,7 @@ def check(cfg: DictConfig) -> None:
 
 
 def place(X: np.ndarray, labels: np.ndarray, tags: np.ndarray, tag_names: Sequence[str], specs: Sequence[SetSpec],
-          reference: Sequence[str], *, k: int, top: int, n_boot: int, seed: int) -> tuple[dict[str, float], list[dict], list[dict]]:
+          reference: Sequence[str], *, k: int, top: int, n_boot: int, n_perm: int, seed: int) -> tuple[dict[str, float], list[dict], list[dict]]:
     """All numbers of the study for every set (and the genres' own, as a yardstick).
 
     Returns (metrics named ``<set>.<metric>``, one summary row per set and per reference genre,
@@ -160,6 +161,7 @@ def place(X: np.ndarray, labels: np.ndarray, tags: np.ndarray, tag_names: Sequen
         if spec:
             ranking = placement.rank_reference(X, labels, name, reference)
             boot = placement.bootstrap(X, labels, name, reference, parents=spec.parents, n_boot=n_boot, seed=seed)
+            row |= placement.permutation_test(X, labels, name, k=k, n_perm=n_perm, seed=seed)
             top_tags = placement.top_tags(tags[sel], tag_names, top=top)
             shares, top_genres = placement.genre_tag_shares(tags[sel], tag_names, reference)
             row |= {"nearest": ranking[0][0], "nearest_distance": ranking[0][1],
@@ -177,7 +179,8 @@ def place(X: np.ndarray, labels: np.ndarray, tags: np.ndarray, tag_names: Sequen
                                   "genre_tag_share": shares[g]})
                 metrics[f"{name}.dist.{g}"] = d
             metrics |= {f"{name}.genre_tag_share.{g}": v for g, v in shares.items()}
-            for key in ("n_items", "silhouette", "spread_ratio", "knn_self_share", "knn_self_fraction", "nearest_distance",
+            for key in ("n_items", "silhouette", "silhouette_p", "spread_ratio", "knn_self_share", "knn_self_share_p",
+                        "knn_self_fraction", "nearest_distance",
                         "nearest_stability", "isolation", "position", "offset", "position_lo", "position_hi", "offset_lo", "offset_hi"):
                 if key in row:
                     metrics[f"{name}.{key}"] = float(row[key])
@@ -243,7 +246,7 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
             raise LabError(f"set {s.name!r} has {n} usable clip(s) after cutting and decoding; placement needs at least 2")
     k = int(e.knn)
     metrics, rows, dist_rows = place(emb.X, labels, emb.tags, loaded.tag_names, specs, genres, k=k, top=int(e.top_tags),
-                                     n_boot=int(e.n_boot), seed=seed)
+                                     n_boot=int(e.n_boot), n_perm=int(e.n_perm), seed=seed)
     metrics |= {"n_too_short": float(len(dropped)), **{f"{s.name}.n_sources": float(len({c.source_id for c, lab in zip(emb.clips, labels) if lab == s.name})) for s in specs}}
     tracker.log_metrics(metrics)
     tracker.set_tags({"ood_sets": ",".join(s.name for s in specs)}
@@ -287,7 +290,7 @@ def _columns(rows: list[dict]) -> list[str]:
 
 # ---- the side-by-side table (one row per model and set), used by each run and by lab.report ----
 
-TABLE_COLUMNS = ["model", "set", "n", "silhouette (genres)", "spread ratio", "kNN self-share (genres)", "nearest genres",
+TABLE_COLUMNS = ["model", "set", "n", "silhouette (genres) p", "spread ratio", "kNN self-share (genres) p", "nearest genres",
                  "nearest stable", "fusion position [90% CI]", "off segment", "top genre tags"]
 
 
@@ -301,15 +304,19 @@ def table_rows(rows: list[dict], *, model: str, reference: dict[str, float] | No
             continue
         fusion = "position" in r and pd.notna(r.get("position"))
         out.append({"model": model, "set": r["set"], "n": int(r["n_items"]),
-                    "silhouette (genres)": f"{r['silhouette']:.2f} ({yard['silhouette']:.2f})",
+                    "silhouette (genres) p": f"{r['silhouette']:.2f} ({yard['silhouette']:.2f}) {_p(r.get('silhouette_p'))}",
                     "spread ratio": f"{r['spread_ratio']:.2f}",
-                    "kNN self-share (genres)": f"{r['knn_self_share']:.2f} ({yard['knn_self_share']:.2f})",
+                    "kNN self-share (genres) p": f"{r['knn_self_share']:.2f} ({yard['knn_self_share']:.2f}) {_p(r.get('knn_self_share_p'))}",
                     "nearest genres": " > ".join(r["ranking"].split(" > ")[:3]),
                     "nearest stable": f"{r['nearest_stability']:.2f}",
                     "fusion position [90% CI]": f"{r['position']:.2f} [{r['position_lo']:.2f}, {r['position_hi']:.2f}]" if fusion else "–",
                     "off segment": f"{r['offset']:.2f}" if fusion else "–",
                     "top genre tags": r["top_genre_tags"]})
     return pd.DataFrame(out, columns=TABLE_COLUMNS)
+
+
+def _p(p: float | None) -> str:
+    return "" if p is None or not np.isfinite(p) else f"p={p:.3f}"
 
 
 def report_table(runs: list[dict]) -> pd.DataFrame:
@@ -323,7 +330,7 @@ def report_table(runs: list[dict]) -> pd.DataFrame:
         for name in filter(None, t.get("ood_sets", "").split(",")):
             row = {"kind": "set", "set": name, "ranking": t.get(f"ood.{name}.ranking", ""),
                    "top_genre_tags": t.get(f"ood.{name}.top_genre_tags", "")}
-            for key in ("n_items", "silhouette", "spread_ratio", "knn_self_share", "nearest_stability",
+            for key in ("n_items", "silhouette", "silhouette_p", "spread_ratio", "knn_self_share", "knn_self_share_p", "nearest_stability",
                         "position", "position_lo", "position_hi", "offset"):
                 row[key] = m.get(f"{name}.{key}", float("nan"))
             rows.append(row)
