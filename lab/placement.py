@@ -178,19 +178,29 @@ def item_positions(X: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (X - a) @ ab / float(ab @ ab)
 
 
-def top_tags(tags: np.ndarray, tag_names: Sequence[str], *, top: int = 5) -> list[tuple[str, float]]:
-    """The most frequent top-1 tags of a set's items, with the share of items each tops.
+def top_tags(tags: np.ndarray, tag_names: Sequence[str], *, top: int = 5, per_item: int = 1) -> list[tuple[str, float]]:
+    """The most frequent top tags of a set's items, with the share of items that have each.
 
-    ``tags`` [shape=(m, n_tags)] are per-item tag probabilities; returns up to ``top`` (tag,
-    share) pairs, most frequent first (ties by tag order).
+    ``tags`` [shape=(m, n_tags)] are per-item tag probabilities; an item "has" a tag when it is
+    among its ``per_item`` most probable. Returns up to ``top`` (tag, share) pairs, most frequent
+    first (ties by tag order).
     """
     if tags.ndim != 2 or tags.shape[1] != len(tag_names):
         raise LabError(f"tags must have shape (m, {len(tag_names)}), got shape={tags.shape}")
     if len(tags) == 0:
         return []
-    counts = np.bincount(tags.argmax(1), minlength=len(tag_names))
+    best = np.argsort(-tags, axis=1, kind="stable")[:, :per_item]  # (m, per_item)
+    counts = np.bincount(best.ravel(), minlength=len(tag_names))
     order = np.argsort(-counts, kind="stable")
     return [(tag_names[j], counts[j] / len(tags)) for j in order[:top] if counts[j]]
+
+
+def tag_ranks(tags: np.ndarray, tag_names: Sequence[str], tag: str) -> np.ndarray:
+    """Rank of ``tag`` among each item's tags, 1 = most probable -> [shape=(m,)], int."""
+    if tag not in tag_names:
+        raise LabError(f"tag {tag!r} is not one of the tagger's {len(tag_names)} tags")
+    j = list(tag_names).index(tag)
+    return (tags > tags[:, [j]]).sum(1) + 1
 
 
 def genre_tag_shares(tags: np.ndarray, tag_names: Sequence[str], reference: Sequence[str]) -> tuple[dict[str, float], list[tuple[str, float]]]:

@@ -94,6 +94,10 @@ def test_tag_summaries():
         [0.1, 0.2, 0.1, 0.3, 0.9],  # top tag voice, top genre hiphop
     ])
     assert placement.top_tags(tags, names, top=2) == [("instrument---voice", 0.75), ("mood---happy", 0.25)]
+    # Top 2 per item: voice+world, happy+world, voice+rock, voice+hiphop.
+    assert placement.top_tags(tags, names, top=3, per_item=2) == [("instrument---voice", 0.75), ("genre---world", 0.5),
+                                                                   ("genre---rock", 0.25)]
+    np.testing.assert_array_equal(placement.tag_ranks(tags, names, "genre---world"), [2, 2, 4, 3])
     shares, top = placement.genre_tag_shares(tags, names, ["rock", "Hip-Hop", "blues"])
     assert shares == {"rock": 0.25, "Hip-Hop": 0.25, "blues": 0.0}  # blues has no Jamendo tag
     assert top == [("world", 0.5), ("hiphop", 0.25), ("rock", 0.25)]

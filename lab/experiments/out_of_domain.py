@@ -139,7 +139,8 @@ def check(cfg: DictConfig) -> None:
 
 
 def place(X: np.ndarray, labels: np.ndarray, tags: np.ndarray, tag_names: Sequence[str], specs: Sequence[SetSpec],
-          reference: Sequence[str], *, k: int, top: int, n_boot: int, n_perm: int, seed: int) -> tuple[dict[str, float], list[dict], list[dict]]:
+          reference: Sequence[str], *, k: int, top: int, per_item: int = 3, watch: Sequence[str] = (), n_boot: int,
+          n_perm: int, seed: int) -> tuple[dict[str, float], list[dict], list[dict]]:
     """All numbers of the study for every set (and the genres' own, as a yardstick).
 
     Returns (metrics named ``<set>.<metric>``, one summary row per set and per reference genre,
@@ -162,14 +163,17 @@ def place(X: np.ndarray, labels: np.ndarray, tags: np.ndarray, tag_names: Sequen
             ranking = placement.rank_reference(X, labels, name, reference)
             boot = placement.bootstrap(X, labels, name, reference, parents=spec.parents, n_boot=n_boot, seed=seed)
             row |= placement.permutation_test(X, labels, name, k=k, n_perm=n_perm, seed=seed)
-            top_tags = placement.top_tags(tags[sel], tag_names, top=top)
+            top_tags = placement.top_tags(tags[sel], tag_names, top=top, per_item=per_item)
+            ranks = {t: float(np.median(placement.tag_ranks(tags[sel], tag_names, t))) for t in watch if t in tag_names}
             shares, top_genres = placement.genre_tag_shares(tags[sel], tag_names, reference)
             row |= {"nearest": ranking[0][0], "nearest_distance": ranking[0][1],
                     "nearest_stability": boot["nearest_stability"],
                     "isolation": ranking[0][1] / genre_gap,
                     "ranking": " > ".join(g for g, _ in ranking[:5]),
                     "top_tags": ", ".join(f"{t} {s:.2f}" for t, s in top_tags),
-                    "top_genre_tags": ", ".join(f"{g} {s:.2f}" for g, s in top_genres[:top])}
+                    "top_genre_tags": ", ".join(f"{g} {s:.2f}" for g, s in top_genres[:top]),
+                    "watched_tag_ranks": ", ".join(f"{t} {r:g}" for t, r in ranks.items())}
+            metrics |= {f"{name}.tag_rank.{t}": r for t, r in ranks.items()}
             if spec.parents:
                 fus = placement.fusion_position(X, labels, name, spec.parents)
                 row |= {"parents": " + ".join(spec.parents), "position": fus["position"], "offset": fus["offset"],
@@ -245,13 +249,17 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
         if n < 2:
             raise LabError(f"set {s.name!r} has {n} usable clip(s) after cutting and decoding; placement needs at least 2")
     k = int(e.knn)
+    watch = list(e.watch_tags or [])
+    for t in sorted(set(watch) - set(loaded.tag_names)):
+        tracker.warn(f"experiment.watch_tags names {t!r}, which {cfg.model.name} does not output; left out")
     metrics, rows, dist_rows = place(emb.X, labels, emb.tags, loaded.tag_names, specs, genres, k=k, top=int(e.top_tags),
+                                     per_item=int(e.tags_per_item), watch=watch,
                                      n_boot=int(e.n_boot), n_perm=int(e.n_perm), seed=seed)
     metrics |= {"n_too_short": float(len(dropped)), **{f"{s.name}.n_sources": float(len({c.source_id for c, lab in zip(emb.clips, labels) if lab == s.name})) for s in specs}}
     tracker.log_metrics(metrics)
     tracker.set_tags({"ood_sets": ",".join(s.name for s in specs)}
                      | {f"ood.{r['set']}.{key}": r[key] for r in rows if r["kind"] == "set"
-                        for key in ("nearest", "ranking", "top_tags", "top_genre_tags", "parents") if key in r})
+                        for key in ("nearest", "ranking", "top_tags", "top_genre_tags", "watched_tag_ranks", "parents") if key in r})
     tracker.log_csv(rows, "placement.csv", columns=_columns(rows))
     tracker.log_csv(dist_rows, "centroid_distances.csv")
     items = item_rows(emb, labels, loaded.tag_names, specs, genres, emb.X, k=k)
@@ -291,7 +299,7 @@ def _columns(rows: list[dict]) -> list[str]:
 # ---- the side-by-side table (one row per model and set), used by each run and by lab.report ----
 
 TABLE_COLUMNS = ["model", "set", "n", "silhouette (genres) p", "spread ratio", "kNN self-share (genres) p", "nearest genres",
-                 "nearest stable", "fusion position [90% CI]", "off segment", "top genre tags"]
+                 "nearest stable", "fusion position [90% CI]", "off segment", "top genre tags", "watched tags (median rank)"]
 
 
 def table_rows(rows: list[dict], *, model: str, reference: dict[str, float] | None = None) -> pd.DataFrame:
@@ -311,7 +319,7 @@ def table_rows(rows: list[dict], *, model: str, reference: dict[str, float] | No
                     "nearest stable": f"{r['nearest_stability']:.2f}",
                     "fusion position [90% CI]": f"{r['position']:.2f} [{r['position_lo']:.2f}, {r['position_hi']:.2f}]" if fusion else "–",
                     "off segment": f"{r['offset']:.2f}" if fusion else "–",
-                    "top genre tags": r["top_genre_tags"]})
+                    "top genre tags": r["top_genre_tags"], "watched tags (median rank)": r.get("watched_tag_ranks", "")})
     return pd.DataFrame(out, columns=TABLE_COLUMNS)
 
 
@@ -329,7 +337,8 @@ def report_table(runs: list[dict]) -> pd.DataFrame:
         rows = []
         for name in filter(None, t.get("ood_sets", "").split(",")):
             row = {"kind": "set", "set": name, "ranking": t.get(f"ood.{name}.ranking", ""),
-                   "top_genre_tags": t.get(f"ood.{name}.top_genre_tags", "")}
+                   "top_genre_tags": t.get(f"ood.{name}.top_genre_tags", ""),
+                   "watched_tag_ranks": t.get(f"ood.{name}.watched_tag_ranks", "")}
             for key in ("n_items", "silhouette", "silhouette_p", "spread_ratio", "knn_self_share", "knn_self_share_p", "nearest_stability",
                         "position", "position_lo", "position_hi", "offset"):
                 row[key] = m.get(f"{name}.{key}", float("nan"))
