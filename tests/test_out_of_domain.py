@@ -151,7 +151,7 @@ def test_gtzan_mini_plus_carnatic_and_a_mashup_fusion_end_to_end(compose_cfg, tm
                       "experiment.n_boot=100", "sweep_id=ood-test",
                       f"ood={{carnatic: {CARNATIC}, mashup: {{root: {tmp_path / 'mashup'}, parents: [carnatic, rock]}}}}")
     scores = run(cfg)
-    assert scores["carnatic.n_items"] == 6 and scores["mashup.n_items"] == 3
+    assert scores["carnatic.n_items"] == 6 and scores["mashup.n_items"] == 3 and scores["mashup.n_sources"] == 3
     assert -1 <= scores["carnatic.silhouette"] <= 1 and 0 <= scores["carnatic.knn_self_share"] <= 1
     assert np.isfinite(scores["mashup.position"]) and scores["mashup.offset"] >= 0
     assert scores["mashup.position_lo"] <= scores["mashup.position"] <= scores["mashup.position_hi"]
@@ -169,7 +169,7 @@ def test_gtzan_mini_plus_carnatic_and_a_mashup_fusion_end_to_end(compose_cfg, tm
     out = tmp_path / "report"
     assert report_main(["--experiment", "out_of_domain", "--sweep-id", "ood-test", "--tracking-uri", resolve_tracking_uri(cfg),
                         "--out", str(out)]) == 0
-    assert "| fcn | carnatic | 6 |" in (out / "out_of_domain.md").read_text()
+    assert "| fcn | carnatic | 6 (6) |" in (out / "out_of_domain.md").read_text()
 
 
 def test_map_highlights_sets_and_names_fusion_parents():
@@ -185,3 +185,27 @@ def test_map_highlights_sets_and_names_fusion_parents():
     bold = {t.get_text() for t in ax.texts if t.get_fontweight() == "bold"}
     assert bold == {"carnatic", "rock"}  # the parents are named on the map
     assert [c.get_sizes()[0] for c in ax.collections[-2:]] == [70, 70]  # sets drawn large, on top
+
+
+def test_place_and_table_on_synthetic_embeddings():
+    from lab.experiments.out_of_domain import place, table_rows
+
+    rng = np.random.default_rng(0)
+    ring = np.array([[1.0, 0], [-1, 0], [0, 1], [0, -1]])
+    X = np.concatenate([ring, ring + [10, 0], ring + [0, 10], 0.5 * ring + [5, 0], ring + [-30, -30]])
+    labels = np.array(["rock"] * 4 + ["jazz"] * 4 + ["blues"] * 4 + ["fusion"] * 4 + ["gaana"] * 4)
+    names = ["genre---rock", "genre---world", "mood---happy"]
+    tags = rng.uniform(size=(len(X), 3))
+    tags[labels == "gaana", 1] = 2.0  # every gaana item's top tag is world
+    specs = [SetSpec("gaana", "/g"), SetSpec("fusion", "/f", ("rock", "jazz"))]
+    metrics, rows, dist = place(X, labels, tags, names, specs, ["blues", "jazz", "rock"], k=3, top=2, per_item=1,
+                                watch=["genre---world"], n_boot=50, n_perm=99, seed=0, n_sources={"gaana": 2, "fusion": 4})
+    assert metrics["fusion.position"] == pytest.approx(0.5) and metrics["fusion.offset"] == pytest.approx(0.0, abs=1e-12)
+    assert metrics["gaana.knn_self_share"] == 1.0 and metrics["gaana.knn_self_share_p"] == pytest.approx(0.01)
+    assert metrics["gaana.tag_rank.genre---world"] == 1.0 and metrics["gaana.n_sources"] == 2
+    assert [r["set"] for r in rows] == ["gaana", "fusion", "blues", "jazz", "rock"]
+    assert [d["genre"] for d in dist if d["set"] == "gaana"] == ["rock", "blues", "jazz"]  # 42.4, then a tie at 50.0 kept in reference order
+    table = table_rows(rows, model="fcn")
+    assert list(table["clips (recordings)"]) == ["4 (2)", "4 (4)"]
+    assert table.loc[1, "fusion position [90% CI]"].startswith("0.50 [") and table.loc[1, "off segment"] == "0.00"
+    assert table.loc[0, "watched tags (median rank)"] == "genre---world 1"

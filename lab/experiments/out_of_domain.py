@@ -140,11 +140,12 @@ def check(cfg: DictConfig) -> None:
 
 def place(X: np.ndarray, labels: np.ndarray, tags: np.ndarray, tag_names: Sequence[str], specs: Sequence[SetSpec],
           reference: Sequence[str], *, k: int, top: int, per_item: int = 3, watch: Sequence[str] = (), n_boot: int,
-          n_perm: int, seed: int) -> tuple[dict[str, float], list[dict], list[dict]]:
+          n_perm: int, seed: int, n_sources: Mapping[str, int] | None = None) -> tuple[dict[str, float], list[dict], list[dict]]:
     """All numbers of the study for every set (and the genres' own, as a yardstick).
 
     Returns (metrics named ``<set>.<metric>``, one summary row per set and per reference genre,
-    one row per (set, reference genre) with centroid distance and rank).
+    one row per (set, reference genre) with centroid distance and rank). ``n_sources`` gives the
+    number of recordings behind each set's clips.
     """
     metrics: dict[str, float] = {}
     rows, dist_rows = [], []
@@ -160,6 +161,7 @@ def place(X: np.ndarray, labels: np.ndarray, tags: np.ndarray, tag_names: Sequen
         row: dict[str, Any] = {"set": name, "kind": "set" if spec else "reference", "n_items": int(sel.sum()),
                                "silhouette": comp["silhouette"], "spread_ratio": comp["spread_ratio"], **knn}
         if spec:
+            row["n_sources"] = int((n_sources or {}).get(name, row["n_items"]))
             ranking = placement.rank_reference(X, labels, name, reference)
             boot = placement.bootstrap(X, labels, name, reference, parents=spec.parents, n_boot=n_boot, seed=seed)
             row |= placement.permutation_test(X, labels, name, k=k, n_perm=n_perm, seed=seed)
@@ -183,7 +185,7 @@ def place(X: np.ndarray, labels: np.ndarray, tags: np.ndarray, tag_names: Sequen
                                   "genre_tag_share": shares[g]})
                 metrics[f"{name}.dist.{g}"] = d
             metrics |= {f"{name}.genre_tag_share.{g}": v for g, v in shares.items()}
-            for key in ("n_items", "silhouette", "silhouette_p", "spread_ratio", "knn_self_share", "knn_self_share_p",
+            for key in ("n_items", "n_sources", "silhouette", "silhouette_p", "spread_ratio", "knn_self_share", "knn_self_share_p",
                         "knn_self_fraction", "nearest_distance",
                         "nearest_stability", "isolation", "position", "offset", "position_lo", "position_hi", "offset_lo", "offset_hi"):
                 if key in row:
@@ -248,14 +250,16 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
         n = int((labels == s.name).sum())
         if n < 2:
             raise LabError(f"set {s.name!r} has {n} usable clip(s) after cutting and decoding; placement needs at least 2")
+    # Clips cut from one recording are not independent: the number of recordings is the real sample size.
+    n_sources = {s.name: len({c.source_id for c, lab in zip(emb.clips, labels) if lab == s.name}) for s in specs}
     k = int(e.knn)
     watch = list(e.watch_tags or [])
     for t in sorted(set(watch) - set(loaded.tag_names)):
         tracker.warn(f"experiment.watch_tags names {t!r}, which {cfg.model.name} does not output; left out")
     metrics, rows, dist_rows = place(emb.X, labels, emb.tags, loaded.tag_names, specs, genres, k=k, top=int(e.top_tags),
                                      per_item=int(e.tags_per_item), watch=watch,
-                                     n_boot=int(e.n_boot), n_perm=int(e.n_perm), seed=seed)
-    metrics |= {"n_too_short": float(len(dropped)), **{f"{s.name}.n_sources": float(len({c.source_id for c, lab in zip(emb.clips, labels) if lab == s.name})) for s in specs}}
+                                     n_boot=int(e.n_boot), n_perm=int(e.n_perm), seed=seed, n_sources=n_sources)
+    metrics["n_too_short"] = float(len(dropped))
     tracker.log_metrics(metrics)
     tracker.set_tags({"ood_sets": ",".join(s.name for s in specs)}
                      | {f"ood.{r['set']}.{key}": r[key] for r in rows if r["kind"] == "set"
@@ -298,7 +302,7 @@ def _columns(rows: list[dict]) -> list[str]:
 
 # ---- the side-by-side table (one row per model and set), used by each run and by lab.report ----
 
-TABLE_COLUMNS = ["model", "set", "n", "silhouette (genres) p", "spread ratio", "kNN self-share (genres) p", "nearest genres",
+TABLE_COLUMNS = ["model", "set", "clips (recordings)", "silhouette (genres) p", "spread ratio", "kNN self-share (genres) p", "nearest genres",
                  "nearest stable", "fusion position [90% CI]", "off segment", "top genre tags", "watched tags (median rank)"]
 
 
@@ -311,7 +315,7 @@ def table_rows(rows: list[dict], *, model: str, reference: dict[str, float] | No
         if r.get("kind") != "set":
             continue
         fusion = "position" in r and pd.notna(r.get("position"))
-        out.append({"model": model, "set": r["set"], "n": int(r["n_items"]),
+        out.append({"model": model, "set": r["set"], "clips (recordings)": f"{int(r['n_items'])} ({int(r.get('n_sources', r['n_items']))})",
                     "silhouette (genres) p": f"{r['silhouette']:.2f} ({yard['silhouette']:.2f}) {_p(r.get('silhouette_p'))}",
                     "spread ratio": f"{r['spread_ratio']:.2f}",
                     "kNN self-share (genres) p": f"{r['knn_self_share']:.2f} ({yard['knn_self_share']:.2f}) {_p(r.get('knn_self_share_p'))}",
@@ -339,7 +343,7 @@ def report_table(runs: list[dict]) -> pd.DataFrame:
             row = {"kind": "set", "set": name, "ranking": t.get(f"ood.{name}.ranking", ""),
                    "top_genre_tags": t.get(f"ood.{name}.top_genre_tags", ""),
                    "watched_tag_ranks": t.get(f"ood.{name}.watched_tag_ranks", "")}
-            for key in ("n_items", "silhouette", "silhouette_p", "spread_ratio", "knn_self_share", "knn_self_share_p", "nearest_stability",
+            for key in ("n_items", "n_sources", "silhouette", "silhouette_p", "spread_ratio", "knn_self_share", "knn_self_share_p", "nearest_stability",
                         "position", "position_lo", "position_hi", "offset"):
                 row[key] = m.get(f"{name}.{key}", float("nan"))
             rows.append(row)
