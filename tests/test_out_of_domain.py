@@ -209,3 +209,24 @@ def test_place_and_table_on_synthetic_embeddings():
     assert list(table["clips (recordings)"]) == ["4 (2)", "4 (4)"]
     assert table.loc[1, "fusion position [90% CI]"].startswith("0.50 [") and table.loc[1, "off segment"] == "0.00"
     assert table.loc[0, "watched tags (median rank)"] == "genre---world 1"
+
+
+@pytest.mark.parametrize("override, message", [
+    ("experiment.knn=0", "experiment.knn=0 must be an integer >= 1"),
+    ("experiment.n_boot=0", "experiment.n_boot=0 must be an integer >= 1"),
+    ("experiment.clip_seconds=-5", "experiment.clip_seconds=-5 must be a positive number of seconds"),
+    ("experiment.min_clip_seconds=40", "experiment.min_clip_seconds=40 must be in (0, clip_seconds=30]"),
+    ("+ood.Rock=.", "set name 'Rock' clashes with reference genre 'rock'; give the set another name"),
+    ("seed=0", "experiment=out_of_domain needs at least one extra set, e.g. +ood.carnatic=../shared/music/carnatic"),
+])
+def test_bad_options_stop_before_any_run(compose_cfg, tmp_path, override, message):
+    from lab.app import run
+
+    need(WEIGHTS / "jamendo" / "fcn" / "best_model.pth")
+    need(GTZAN_MINI)
+    extra = ["+ood.carnatic=."] if override.startswith("experiment.") else []  # a valid set beside a bad option
+    cfg = compose_cfg("experiment=out_of_domain", "dataset=gtzan", f"dataset.root={GTZAN_MINI}", override, *extra)
+    with pytest.raises(LabError) as err:
+        run(cfg)
+    assert str(err.value) == message
+    assert not (tmp_path / "mlruns" / "mlflow.db").exists()  # no MLflow run was opened

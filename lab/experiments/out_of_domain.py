@@ -132,8 +132,22 @@ def joint_dataset(reference: Dataset, sets: Mapping[str, Dataset]) -> CompositeD
     return CompositeDataset(f"{reference.name}+{'+'.join(sets)}", {reference.name: reference, **sets}, label_by=label_by)
 
 
+def check_options(e: DictConfig) -> None:
+    """The experiment's numeric options, each with a one-sentence error."""
+    for key, low in (("knn", 1), ("n_perm", 1), ("n_boot", 1), ("top_tags", 1), ("tags_per_item", 1), ("umap_neighbors", 2)):
+        v = e.get(key)
+        if not isinstance(v, int) or isinstance(v, bool) or v < low:
+            raise LabError(f"experiment.{key}={v!r} must be an integer >= {low}")
+    clip, keep = e.get("clip_seconds"), e.get("min_clip_seconds")
+    if not isinstance(clip, (int, float)) or isinstance(clip, bool) or clip <= 0:
+        raise LabError(f"experiment.clip_seconds={clip!r} must be a positive number of seconds")
+    if not isinstance(keep, (int, float)) or isinstance(keep, bool) or not 0 < keep <= clip:
+        raise LabError(f"experiment.min_clip_seconds={keep!r} must be in (0, clip_seconds={clip:g}]")
+
+
 def check(cfg: DictConfig) -> None:
-    """Pre-flight: the sets' names, folders and parents, before any MLflow run is opened."""
+    """Pre-flight: options, and the sets' names, folders and parents, before any MLflow run is opened."""
+    check_options(cfg.experiment)
     reference = build_dataset(cfg.dataset)
     parse_sets(cfg.get("ood"), reference_labels=reference.labels, reference_name=reference.name)
 
@@ -233,6 +247,7 @@ def umap_2d(X: np.ndarray, *, seed: int, n_neighbors: int) -> np.ndarray | None:
 def run(cfg: DictConfig, tracker) -> dict[str, float]:
     """Embed reference + sets, map them, score each set; returns the metrics."""
     e, seed = cfg.experiment, int(cfg.seed)
+    check_options(e)
     reference = build_dataset(cfg.dataset)
     specs = parse_sets(cfg.get("ood"), reference_labels=reference.labels, reference_name=reference.name)
     sets, dropped = build_sets(specs, clip_seconds=float(e.clip_seconds), min_clip_seconds=float(e.min_clip_seconds),
