@@ -72,5 +72,49 @@ def similarity_heatmap(value: np.ndarray, names: Sequence[str], *, title: str, l
             ax.text(j, i, txt, ha="center", va="center", fontsize=6.5, color="white" if dark else "black")
     ax.set_title(title, fontsize=10)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=label)
+
+
+SET_MARKERS = ("*", "^", "D", "P", "X", "s", "v", "h")  # one per new set; reference genres are dots
+SET_COLOURS = ("#d62728", "#1f4e9c", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+
+
+def placement_map(xy: np.ndarray, labels: Sequence[str], sets: Sequence[str], *, title: str,
+                  parents: dict[str, tuple[str, str]] | None = None) -> plt.Figure:
+    """The study's Figure 5: new sets highlighted over muted reference genres in a 2-D map.
+
+    Parameters
+    ----------
+    xy : np.ndarray [shape=(n, 2)] — map coordinates (t-SNE or UMAP).
+    labels : sequence of str [shape=(n,)] — a reference genre or a set name per row.
+    sets : the labels to highlight (distinct marker and strong colour each, drawn on top).
+    parents : fusion set -> its two parents; a dashed line joins the parents' map medians and the
+        legend names them. Medians, not means, so one stray point does not move the label.
+    """
+    labels = np.asarray(labels)
+    parents = parents or {}
+    reference = sorted(set(labels.tolist()) - set(sets))
+    muted = plt.get_cmap("tab10" if len(reference) <= 10 else "tab20")
+    fig, ax = plt.subplots(figsize=(8.5, 6.5))
+    centre = {name: np.median(xy[labels == name], axis=0) for name in set(labels.tolist())}
+    for i, g in enumerate(reference):
+        sel = labels == g
+        ax.scatter(xy[sel, 0], xy[sel, 1], s=16, color=muted(i % muted.N), alpha=0.35, edgecolors="none", label=g)
+        if not any(g in ps for ps in parents.values()):  # parents get a bold name below
+            ax.annotate(g, centre[g], ha="center", va="center", fontsize=7, color="0.35")
+    for i, s in enumerate(sets):
+        sel = labels == s
+        name = f"{s} (fusion of {parents[s][0]} + {parents[s][1]})" if s in parents else s
+        ax.scatter(xy[sel, 0], xy[sel, 1], s=70, marker=SET_MARKERS[i % len(SET_MARKERS)],
+                   color=SET_COLOURS[i % len(SET_COLOURS)], edgecolors="black", linewidths=0.5, zorder=3,
+                   label=f"{name} ({int(sel.sum())})")
+    for s, (a, b) in parents.items():
+        (x0, y0), (x1, y1) = centre[a], centre[b]
+        ax.plot([x0, x1], [y0, y1], ls="--", lw=1, color="0.3", zorder=2)
+        for p in (a, b):
+            ax.annotate(p, centre[p], xytext=(0, 9), textcoords="offset points", ha="center", fontsize=8, weight="bold")
+    ax.set_title(title, fontsize=10)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.legend(fontsize=7, markerscale=1.0, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     fig.tight_layout()
     return fig

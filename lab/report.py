@@ -161,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     except LabError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if args.experiment == "out_of_domain":  # its own table: one row per (model, set)
+        from lab.experiments.out_of_domain import write_report
+        return write_report(uri, sweep, runs, Path(args.out or Path("reports") / sweep.replace("/", "_")), log_run=not args.no_log)
     df = runs_frame(runs)
     failed = int((df.status != "FINISHED").sum()) if not df.empty else 0
     df = df[df.status == "FINISHED"] if not df.empty else df
