@@ -255,6 +255,13 @@ def dream(
     settings.validate()
     device = resolve_device(settings.device)
     model = freeze(model).to(device)
+    if device.type == "cuda":
+        # cuDNN refuses RNN backward in eval mode ("can only be called in training mode"). An RNN
+        # without inter-layer dropout computes the same function in train mode (it has no
+        # batch statistics), so only such RNNs (crnn's GRU) are switched; weights stay frozen.
+        for m in model.modules():
+            if isinstance(m, torch.nn.RNNBase) and m.dropout == 0:
+                m.train()
     assert not any(p.requires_grad for p in model.parameters()), "the dreaming model must be frozen"
     target = np.asarray(target, dtype=np.float32)
     if target.shape != (model.info.embedding_dim,):
