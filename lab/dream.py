@@ -40,8 +40,8 @@ from __future__ import annotations
 
 import logging
 import math
+import copy
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -53,6 +53,7 @@ import torch
 
 from lab.errors import LabError
 from lab.models.base import Tagger
+from lab.storage import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -186,17 +187,7 @@ def embed_waveform(model: Tagger, x: torch.Tensor, n_windows: int) -> tuple[torc
 
 def save_checkpoint(path: Path, state: dict) -> None:
     """``torch.save(state)`` to ``path`` atomically (temporary file in the same folder + ``os.replace``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pt")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: torch.save(state, f))
 
 
 def load_checkpoint(path: Path, *, target: np.ndarray, length: int) -> dict | None:
@@ -254,7 +245,8 @@ def dream(
     """
     settings.validate()
     device = resolve_device(settings.device)
-    model = freeze(model).to(device)
+    # A private copy: the caller's model (memoised by lab.pipeline) keeps its flags and device.
+    model = freeze(copy.deepcopy(model)).to(device)
     if device.type == "cuda":
         # cuDNN refuses RNN backward in eval mode ("can only be called in training mode"). An RNN
         # without inter-layer dropout computes the same function in train mode (it has no

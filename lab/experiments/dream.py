@@ -33,12 +33,9 @@ from lab import plots, tracking
 from lab.audio import AudioError
 from lab.audio import load as load_audio
 from lab.dream import DreamResult, DreamSettings, dream, energy_gate, normalize_peak, settings_from
-from lab.datasets import build_dataset
 from lab.errors import LabError
-from lab.experiments.tags import jamendo_tags
-from lab.models import build, model_info
 from lab.models.weights import checkpoint_path
-from lab.pipeline import load_embeddings
+from lab.pipeline import LoadedModel, build_dataset, build_model, embed
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +46,11 @@ CONF = Path(__file__).resolve().parents[2] / "conf"
 
 def _checkpoint_file(model_cfg: DictConfig, weights_dir: str) -> Path:
     return checkpoint_path(model_cfg.name, model_cfg.checkpoint, weights_dir)
+
+
+def check(cfg: DictConfig) -> None:
+    """Pre-run check (``experiment.check``): a bad request costs one sentence and no MLflow run."""
+    validate(cfg, build_dataset(cfg.dataset).labels)
 
 
 def validate(cfg: DictConfig, genres: list[str]) -> tuple[list[str], DreamSettings]:
@@ -104,10 +106,12 @@ def wav_bytes(y: np.ndarray, sr: int) -> bytes:
 
 
 def _model_cfg(cfg: DictConfig, name: str) -> DictConfig:
-    """``cfg`` with the model group switched to ``conf/model/<name>.yaml`` (pretrained)."""
+    """``cfg`` with the model group switched to ``conf/model/<name>.yaml`` (pretrained, same corpus)."""
     other = OmegaConf.load(CONF / "model" / f"{name}.yaml")
     out = OmegaConf.merge(cfg, {"model": other})
     out.model.pretrained = True
+    if "corpus" in cfg.model and "checkpoint" in other:
+        out.model.checkpoint = str(other.checkpoint).replace("jamendo/", f"{cfg.model.corpus}/", 1)
     return out
 
 
@@ -128,6 +132,7 @@ class Transfer:
     def __init__(self, cfg: DictConfig, tracker) -> None:
         self.judges: dict[str, tuple[object, list[str], np.ndarray]] = {}
         weights = to_absolute_path(str(cfg.paths.weights))
+        dataset = build_dataset(cfg.dataset)
         for name in cfg.experiment.transfer:
             if name == cfg.model.name:
                 continue
@@ -135,10 +140,10 @@ class Transfer:
             if not _checkpoint_file(mcfg.model, weights).is_file():
                 tracker.warn(f"transfer: model={name} skipped, no checkpoint at {_checkpoint_file(mcfg.model, weights)}")
                 continue
-            _, emb = load_embeddings(mcfg, None)
+            loaded = build_model(mcfg)
+            emb = embed(mcfg, dataset, loaded, None)
             genres, means = genre_means(emb.X, emb.labels)
-            model, _ = build(name, weights_dir=weights, subpath=mcfg.model.checkpoint)
-            self.judges[name] = (model, genres, means)
+            self.judges[name] = (loaded.model, genres, means)
 
     def rows(self, y: np.ndarray, genre: str, made_by: str) -> list[dict]:
         """One row per judging model: nearest genre and the target's rank for audio ``y``."""
@@ -154,13 +159,14 @@ class Transfer:
 # --- one dream -----------------------------------------------------------------------------------
 
 def _log_dream(t, cfg: DictConfig, res: DreamResult, genre: str, genres: list[str], means: np.ndarray,
-               settings: DreamSettings, own_model, transfer: Transfer, song: np.ndarray | None) -> dict:
+               settings: DreamSettings, loaded: LoadedModel, transfer: Transfer, song: np.ndarray | None) -> dict:
+    own_model = loaded.model
     sr = own_model.info.sample_rate
     name = cfg.model.name
     d, rank, nearest = distances(res.embedding, genres, means, genre)
     t.log_csv([{"genre": g, "distance": round(float(x), 4), "rank": int((d < x).sum()) + 1, "target": g == genre}
                for g, x in zip(genres, d)], "genre_distances.csv")
-    names = jamendo_tags()
+    names = loaded.tag_names
     top = np.argsort(-res.tags)[: int(cfg.experiment.top_tags)]
     t.log_csv([{"rank": i + 1, "tag": names[j], "probability": round(float(res.tags[j]), 4)} for i, j in enumerate(top)],
               "top_tags.csv")
@@ -201,15 +207,15 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
     import torch
 
     # Bad requests stop here, before any audio is decoded (scanning the dataset lists its labels).
-    todo, settings = validate(cfg, build_dataset(cfg.dataset).labels)
-    _, emb = load_embeddings(cfg, tracker)
+    dataset = build_dataset(cfg.dataset)
+    todo, settings = validate(cfg, dataset.labels)
+    loaded = build_model(cfg)
+    emb = embed(cfg, dataset, loaded, tracker)
     genres, means = genre_means(emb.X, emb.labels)
     lost = [g for g in todo if g not in genres]
     if lost:
         raise LabError(f"genre={lost[0]} has no usable song in dataset={cfg.dataset.name} (all skipped), so it has no mean embedding")
-    weights = to_absolute_path(str(cfg.paths.weights))
-    model, weights_id = build(cfg.model.name, pretrained=cfg.model.pretrained, weights_dir=weights,
-                              subpath=cfg.model.checkpoint, seed=cfg.seed)
+    model, weights_id = loaded.model, loaded.weights_id
     sr, length = model.info.sample_rate, settings.n_windows * model.info.input_length
     song = None
     if settings.song_path is not None:
@@ -242,7 +248,7 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
 
             torch.manual_seed(settings.seed)
             res = dream(model, target, settings, checkpoint=ckpt_dir / f"{key}.pt", song=song, on_log=on_log)
-            out = _log_dream(t, cfg, res, genre, genres, means, settings, model, transfer, song)
+            out = _log_dream(t, cfg, res, genre, genres, means, settings, loaded, transfer, song)
         summary.append({"genre": genre, "run_id": t.run_id, "nearest_genre": out["nearest"], **{
             k: round(float(v), 6) for k, v in out["metrics"].items()}})
         all_rows += out["rows"]
