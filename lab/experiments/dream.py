@@ -175,6 +175,8 @@ def _log_dream(t, cfg: DictConfig, res: DreamResult, genre: str, genres: list[st
     gated = energy_gate(res.waveform, threshold_db=float(cfg.experiment.gate_threshold_db))
     _, gated_rank, gated_nearest = distances(embed_audio(own_model, gated), genres, means, genre)
     t.log_bytes(wav_bytes(res.waveform, sr), "audio/dream_raw.wav")
+    t.log_npz("dream_embedding.npz", embedding=res.embedding, tags=res.tags, target=means[genres.index(genre)],
+              genre_means=means, genres=np.array(genres))
     t.log_bytes(wav_bytes(normalize_peak(gated), sr), "audio/dream_gated.wav")
     title = f"{genre} dreamed by {name} ({res.step} steps, seed {settings.seed})"
     t.log_figure(plots.dream_spectrogram(res.waveform, sr=sr, title=f"{title}: raw"), "dream_raw.png")
