@@ -342,6 +342,11 @@ def find_run_by_tag(client: Any, experiment_id: str, key: str, value: str) -> An
     return runs[0] if runs else None
 
 
+def last_metric_step(tracker: Tracker, key: str) -> int:
+    """The highest ``step`` at which metric ``key`` was logged in the tracker's run (0 if never)."""
+    return max((m.step for m in tracker.client.get_metric_history(tracker.run_id, key)), default=0)
+
+
 @contextlib.contextmanager
 def resumable_run(parent: Tracker, *, key: str, run_name: str, tags: dict[str, Any],
                   params: dict[str, Any]) -> Iterator[tuple[Tracker, bool]]:

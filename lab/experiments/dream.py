@@ -241,10 +241,15 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
         params = tracking.flatten(OmegaConf.to_container(cfg, resolve=True)) | {"genre": genre}
         run_name = f"dream-{cfg.model.name}-{genre}-s{settings.seed}"
         with tracking.resumable_run(tracker, key=key, run_name=run_name, tags=tags, params=params) as (t, reopened):
+            # A killed session may have logged steps past its last checkpoint; the resumed one
+            # recomputes them bit-identically, so they are not logged twice.
+            logged = tracking.last_metric_step(t, "loss") if reopened else 0
             if reopened:
-                log.info("dream %s: continuing MLflow run %s", run_name, t.run_id)
+                log.info("dream %s: continuing MLflow run %s (metrics logged up to step %d)", run_name, t.run_id, logged)
 
-            def on_log(step: int, rec: dict[str, float], e: np.ndarray, t=t, genre=genre) -> None:
+            def on_log(step: int, rec: dict[str, float], e: np.ndarray, t=t, genre=genre, logged=logged) -> None:
+                if step <= logged:
+                    return
                 d, rank, _ = distances(e, genres, means, genre)
                 t.log_metrics(rec | {f"dist.{g}": float(x) for g, x in zip(genres, d)} | {"target_rank": rank}, step=step)
 
