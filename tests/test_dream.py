@@ -41,6 +41,7 @@ def _settings(**kw) -> DreamSettings:
     return DreamSettings(**({"lr": 0.01, "progress": False, "checkpoint_every": 0, "log_every": 10} | kw))
 
 
+@pytest.mark.slow  # 30 fcn steps + extracting gtzan_mini
 def test_short_dream_lowers_loss_and_lands_on_its_genre(fcn_means):
     model, genres, means = fcn_means
     flags = [p.requires_grad for p in model.parameters()]
@@ -53,6 +54,7 @@ def test_short_dream_lowers_loss_and_lands_on_its_genre(fcn_means):
     assert [p.requires_grad for p in model.parameters()] == flags  # the dream froze a copy, not the caller's model
 
 
+@pytest.mark.slow  # 14 fcn steps
 def test_killed_dream_resumes_from_checkpoint_and_matches_uninterrupted(fcn_means, tmp_path):
     model, genres, means = fcn_means
     target = means[genres.index("metal")]
@@ -72,6 +74,7 @@ def test_killed_dream_resumes_from_checkpoint_and_matches_uninterrupted(fcn_mean
     assert resumed.history == full.history
 
 
+@pytest.mark.slow  # two models' extraction + two MLflow jobs
 def test_experiment_logs_wav_that_reproduces_the_dream_and_resumes_into_the_same_run(compose_cfg, monkeypatch, tmp_path):
     need(WEIGHTS / "jamendo/fcn/best_model.pth")
     need(GTZAN_MINI)

@@ -89,11 +89,12 @@ def distances(e: np.ndarray, genres: list[str], means: np.ndarray, target: str) 
 
 
 def dream_key(cfg: DictConfig, genre: str, weights_id: str, target: np.ndarray) -> str:
-    """Hash of everything that changes a dream's result (not device, progress, logging cadence)."""
+    """Hash of everything that changes a dream's path (not device, progress, logging cadence, and
+    not ``steps``: raising ``dream.steps`` continues a finished dream in the same run)."""
     d = {"model": OmegaConf.to_container(cfg.model, resolve=True),
          "dataset": OmegaConf.to_container(cfg.dataset, resolve=True),
          "dream": {k: v for k, v in OmegaConf.to_container(cfg.dream, resolve=True).items()
-                   if k not in ("device", "progress", "log_every", "checkpoint_every")},
+                   if k not in ("steps", "device", "progress", "log_every", "checkpoint_every")},
          "genre": genre, "weights": weights_id, "target": hashlib.sha256(target.tobytes()).hexdigest()}
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
@@ -200,7 +201,7 @@ def _log_dream(t, cfg: DictConfig, res: DreamResult, genre: str, genres: list[st
         metrics[f"transfer_rank.{r['judged_by']}"] = r["target_rank"]
     t.log_metrics(metrics, step=res.step)
     t.set_tags({"nearest_genre": nearest, "gated_nearest_genre": gated_nearest,
-                "resumed_from_step": res.start_step})
+                "resumed_from_step": res.start_step, "steps": res.step})
     return {"metrics": metrics, "rows": rows, "nearest": nearest}
 
 
