@@ -124,6 +124,8 @@ def test_experiment_logs_wav_that_reproduces_the_dream_and_resumes_into_the_same
     ("model=hcnn", "hcnn"),
     ("dream.init=song:/no/such/song.wav", "does not exist"),
     ("dream.optimizer=lbfgs", "dream.optimizer='lbfgs'"),
+    ("experiment.gate_threshold_db=10", "experiment.gate_threshold_db=10 must be a negative number"),
+    ("experiment.transfer=[fcn,vgg]", "experiment.transfer has 'vgg'"),
 ])
 def test_bad_requests_get_one_sentence(compose_cfg, override, words):
     need(GTZAN_MINI)

@@ -56,6 +56,17 @@ def check(cfg: DictConfig) -> None:
 def validate(cfg: DictConfig, genres: list[str]) -> tuple[list[str], DreamSettings]:
     """The genres to dream and the settings; one sentence on a bad request."""
     settings = settings_from(OmegaConf.to_container(cfg.dream, resolve=True))
+    e = cfg.experiment
+    gate = e.gate_threshold_db
+    if isinstance(gate, bool) or not isinstance(gate, (int, float)) or not gate < 0:
+        raise LabError(f"experiment.gate_threshold_db={gate!r} must be a negative number (dB below the loudest bin)")
+    if isinstance(e.top_tags, bool) or not isinstance(e.top_tags, int) or not 1 <= e.top_tags <= 50:
+        raise LabError(f"experiment.top_tags={e.top_tags!r} must be an integer in [1, 50]")
+    from lab.models import REGISTRY
+
+    unknown = [m for m in e.transfer if m not in REGISTRY] if not isinstance(e.transfer, str) else [e.transfer]
+    if unknown:
+        raise LabError(f"experiment.transfer has {unknown[0]!r}, which is not a model; use a list of {', '.join(REGISTRY)}")
     song = settings.song_path
     if song is not None and not Path(to_absolute_path(str(song))).is_file():
         raise LabError(f"dream.init=song:{song} does not exist; give an audio file path (e.g. song:../shared/music/gtzan_mini/genres/classical/classical.00000.wav)")
