@@ -72,6 +72,8 @@ def similarity_heatmap(value: np.ndarray, names: Sequence[str], *, title: str, l
             ax.text(j, i, txt, ha="center", va="center", fontsize=6.5, color="white" if dark else "black")
     ax.set_title(title, fontsize=10)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=label)
+    fig.tight_layout()
+    return fig
 
 
 SET_MARKERS = ("*", "^", "D", "P", "X", "s", "v", "h")  # one per new set; reference genres are dots
@@ -116,5 +118,23 @@ def placement_map(xy: np.ndarray, labels: Sequence[str], sets: Sequence[str], *,
     ax.set_xticks([])
     ax.set_yticks([])
     ax.legend(fontsize=7, markerscale=1.0, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def dream_spectrogram(y: np.ndarray, *, sr: int, title: str, n_fft: int = 2048, hop: int = 512) -> plt.Figure:
+    """Spectrogram of ``y`` [shape=(n,)] as in the study's Figure 4: log-frequency axis, time in
+    seconds, colour bar in dB relative to the loudest bin (floor -80 dB)."""
+    import librosa
+    import librosa.display
+
+    s = np.abs(librosa.stft(np.asarray(y, dtype=np.float32), n_fft=n_fft, hop_length=hop))
+    db = librosa.amplitude_to_db(s, ref=np.max(s) if s.max() > 0 else 1.0, top_db=80.0)
+    fig, ax = plt.subplots(figsize=(9, 4))
+    img = librosa.display.specshow(db, sr=sr, hop_length=hop, x_axis="s", y_axis="log", ax=ax, cmap="magma")
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("frequency (Hz)")
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(img, ax=ax, format="%+2.0f dB", label="dB re loudest bin")
     fig.tight_layout()
     return fig

@@ -333,3 +333,49 @@ def log_summary_run(uri: str, experiment: str, run_name: str, *, tags: dict[str,
     tracker.log_metrics(metrics)
     client.set_terminated(run.info.run_id, "FINISHED")
     return run.info.run_id
+
+
+def find_run_by_tag(client: Any, experiment_id: str, key: str, value: str) -> Any | None:
+    """The newest run of ``experiment_id`` whose tag ``key`` equals ``value``, or None."""
+    runs = client.search_runs([experiment_id], filter_string=f"tags.{key} = '{value}'",
+                              order_by=["attributes.start_time DESC"], max_results=1)
+    return runs[0] if runs else None
+
+
+def last_metric_step(tracker: Tracker, key: str) -> int:
+    """The highest ``step`` at which metric ``key`` was logged in the tracker's run (0 if never)."""
+    return max((m.step for m in tracker.client.get_metric_history(tracker.run_id, key)), default=0)
+
+
+@contextlib.contextmanager
+def resumable_run(parent: Tracker, *, key: str, run_name: str, tags: dict[str, Any],
+                  params: dict[str, Any]) -> Iterator[tuple[Tracker, bool]]:
+    """A child run of ``parent`` identified by tag ``resume_key=key``; reopened if it exists.
+
+    Long jobs that resume from a checkpoint (dreams) keep logging into the run they started in:
+    the run carrying ``resume_key=key`` in the parent's experiment is set back to RUNNING, else
+    a new run is created with ``mlflow.parentRunId`` = the parent (the UI nests it). Yields the
+    tracker and whether the run was reopened; marks it FINISHED, or FAILED / KILLED, on exit.
+    """
+    client = parent.client
+    found = find_run_by_tag(client, parent.experiment_id, "resume_key", key)
+    if found is not None:
+        run_id = found.info.run_id
+        client.update_run(run_id, status="RUNNING")
+    else:
+        all_tags = {k: str(v) for k, v in tags.items()} | {"resume_key": key, "mlflow.parentRunId": parent.run_id}
+        run_id = client.create_run(parent.experiment_id, run_name=run_name, tags=all_tags).info.run_id
+    tracker = Tracker(client, run_id, parent.experiment_id)
+    tracker.set_tags({"last_parent_run": parent.run_id})
+    if found is None:
+        tracker.log_params(params)
+    try:
+        yield tracker, found is not None
+    except BaseException as err:
+        with contextlib.suppress(Exception):
+            tracker.set_tags({"error": f"{type(err).__name__}: {err}"[:5000]})
+        client.set_terminated(run_id, "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
+        raise
+    else:
+        parent.warnings.extend(tracker.warnings)
+        client.set_terminated(run_id, "FINISHED")
