@@ -33,6 +33,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from lab.errors import LabError
+from lab.storage import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -69,18 +70,6 @@ def encode_preview(y: np.ndarray, *, sr: int = PREVIEW_SR, seconds: float = 10.0
     return buf.getvalue()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_previews(out_dir: str | os.PathLike, load: Callable[[int], np.ndarray], n: int, *, keys: Sequence[str] | None = None,
                    cache_dir: str | os.PathLike | None = None, seconds: float = 10.0) -> tuple[list[str | None], list[str]]:
     """Write ``out_dir/previews/<row>.mp3`` for rows ``0..n-1``.
@@ -105,13 +94,13 @@ def write_previews(out_dir: str | os.PathLike, load: Callable[[int], np.ndarray]
             else:
                 data = encode_preview(load(i), seconds=seconds)
                 if cached is not None:
-                    _atomic_write(cached, data)
+                    atomic_write(cached, lambda f: f.write(data))
         except (LabError, OSError, RuntimeError) as err:  # an unreadable song loses its preview, not the page
             paths.append(None)
             notes.append(f"row {i}: no preview ({err})")
             continue
         name = f"previews/{i:05d}.mp3"
-        _atomic_write(Path(out_dir) / name, data)
+        atomic_write(Path(out_dir) / name, lambda f: f.write(data))
         paths.append(name)
     return paths, notes
 
@@ -217,7 +206,8 @@ def write_listen_map(out_dir: str | os.PathLike, xy: np.ndarray, points: Sequenc
     """Write the page to ``out_dir/name`` (previews already under ``out_dir/previews/``); returns its path."""
     page = Path(out_dir) / name
     page.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(page, build_page(xy, points, previews, title=title).encode())
+    text = build_page(xy, points, previews, title=title).encode()
+    atomic_write(page, lambda f: f.write(text))
     return page
 
 
