@@ -58,6 +58,7 @@ def test_cluster_scores_logs_curves_per_k_and_best_k(compose_cfg):
     assert {"cluster_scores.png", "cluster_scores.csv"} <= {a.path for a in client.list_artifacts(r.info.run_id)}
 
 
+@pytest.mark.slow
 def test_report_builds_the_seed_variance_table(compose_cfg, tmp_path, capsys):
     for clusterer in ("kmeans", "gmm"):
         for seed in (0, 1):
