@@ -100,7 +100,7 @@ def write_previews(out_dir: str | os.PathLike, load: Callable[[int], np.ndarray]
             notes.append(f"row {i}: no preview ({err})")
             continue
         name = f"previews/{i:05d}.mp3"
-        atomic_write(Path(out_dir) / name, lambda f: f.write(data))
+        atomic_write(Path(out_dir) / name, lambda f: f.write(data)).chmod(0o644)  # readable when served (temp files are 0600)
         paths.append(name)
     return paths, notes
 
@@ -207,7 +207,7 @@ def write_listen_map(out_dir: str | os.PathLike, xy: np.ndarray, points: Sequenc
     page = Path(out_dir) / name
     page.parent.mkdir(parents=True, exist_ok=True)
     text = build_page(xy, points, previews, title=title).encode()
-    atomic_write(page, lambda f: f.write(text))
+    atomic_write(page, lambda f: f.write(text)).chmod(0o644)
     return page
 
 

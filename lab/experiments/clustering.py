@@ -92,7 +92,7 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
                                       rogue_score=s["score"], rogue=s["rogue"]) for c, p, a, s in zip(emb.clips, pred, assigned, scored)]
         listen_map.log_listen_map(tracker, xy, points, lambda i: dataset.load(emb.clips[i], listen_map.PREVIEW_SR),
                                   keys=[dataset.fingerprint(c) for c in emb.clips], cache_dir=to_absolute_path(str(cfg.paths.cache)),
-                                  title=f"t-SNE of {cfg.model.name} embeddings: {what}")
+                                  title=f"t-SNE map: {what}")
     if cfg.experiment.save_embeddings:
         tracker.log_npz("embeddings.npz", X=emb.X, paths=emb.paths, ids=np.array(ids),
                         labels=y, n_windows=emb.n_windows, tsne=xy, cluster=pred)
