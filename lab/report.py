@@ -19,8 +19,9 @@ Reads the FINISHED ``clustering`` runs tagged with the sweep id (and each run's
   and whether the study's ordering of the two is supported by these songs;
 * ``per_genre.{md,csv}`` — mean per-genre accuracy over seeds (with the seed count).
 
-Intervals are BCa intervals of a song-level bootstrap with the clusterings held fixed
-(:mod:`lab.uncertainty`): they say how much the numbers would move with another draw of songs,
+Intervals come from resampling songs with the assignments held fixed (:mod:`lab.uncertainty`:
+BCa bootstrap for accuracy and the paired differences, leave-one-song-out jackknife for the
+agreement indices by default): they say how much the numbers would move with another draw of songs,
 which the seed std does not. All tables are printed and logged as artifacts of one summary run
 per sweep in the MLflow experiment ``report`` — re-printing updates that run, or leaves it alone
 when nothing changed, instead of adding another.
@@ -44,7 +45,7 @@ import pandas as pd
 
 from lab.analysis import GTZAN_ORDER
 from lab.metrics import SCORES, contingency, contingency_scores
-from lab.uncertainty import compare, interval, jackknife_weights, resample_weights, resampled_scores
+from lab.uncertainty import compare, interval, jackknife_weights, resample_weights, resampled_scores, resolve_method
 
 MODEL_NAMES = {"fcn": "FCN", "musicnn": "Musicnn", "crnn": "CRNN", "attention": "Attention", "hcnn": "HCNN",
                "sample": "Sample level", "se": "Sample level SE"}
@@ -95,7 +96,7 @@ class ReportContext:
     n_boot: int = 1000
     level: float = 0.95
     seed: int = 0
-    method: str = "bca"
+    method: str = "auto"
     redraws: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # run id -> score -> (n_boot,)
     jack: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # run id -> score -> (n_songs,) leave-one-song-out
     full: dict[str, dict[str, float]] = field(default_factory=dict)  # run id -> scores recomputed on all songs
@@ -153,7 +154,7 @@ def _cell_stats(ctx: ReportContext, sel: pd.DataFrame, score: str) -> dict[str, 
     if v.size and all(r in ctx.redraws for r in sel.run_id):
         boot = np.mean([ctx.redraws[r][score] for r in sel.run_id], axis=0)
         jack = np.mean([ctx.jack[r][score] for r in sel.run_id], axis=0)
-        iv = interval(out["mean"], boot, jack, level=ctx.level, method=ctx.method)
+        iv = interval(out["mean"], boot, jack, level=ctx.level, method=ctx.method, score=score)
         out["ci_lo"], out["ci_hi"] = iv.lo, iv.hi
     elif v.size == 1 and f"{score}_ci_lo" in sel and pd.notna(sel[f"{score}_ci_lo"].iloc[0]):  # the run's own interval
         out["ci_lo"], out["ci_hi"] = float(sel[f"{score}_ci_lo"].iloc[0]), float(sel[f"{score}_ci_hi"].iloc[0])
@@ -293,7 +294,7 @@ def comparisons(ctx: ReportContext) -> pd.DataFrame:
                 flip = (sb > sa) if sa is not None and sb is not None else (eb > ea)
                 if flip:
                     a, b, da, db, ja, jb, ea, eb, sa, sb = b, a, db, da, jb, ja, eb, ea, sb, sa
-                cmp = compare(ea - eb, da - db, ja - jb, level=ctx.level, method=ctx.method)
+                cmp = compare(ea - eb, da - db, ja - jb, level=ctx.level, method=resolve_method(ctx.method, "accuracy"))
                 iv = cmp.diff
                 if sa is None or sb is None:
                     verdict, study = "–", "–"
@@ -378,8 +379,8 @@ def write_tables(ctx: ReportContext, out: Path) -> dict[str, Path]:
     return paths
 
 
-HEADINGS = {"table1.md": "Table 1: accuracy, mean (std) over seeds and {ci} (song bootstrap, {n_boot} resamples)",
-            "scores.md": "All scores: mean (std) [{ci}]",
+HEADINGS = {"table1.md": "Table 1: accuracy, mean (std) over seeds and {ci} of the seed mean ({how_acc})",
+            "scores.md": "All scores: mean (std) [{ci}] (accuracy: {how_acc}; NMI, AMI, ARI, V-measure: {how_other})",
             "table1_vs_study.md": "Beside the study (full GTZAN; here the sweep's dataset)",
             "comparisons.md": "Paired comparisons (same songs, {n_boot} resamples): is the study's ordering supported here?",
             "per_genre.md": "Per-genre accuracy (mean over seeds)"}
@@ -407,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         n_boot = int(args.n_boot if args.n_boot is not None else boot.get("n_boot", 1000))
         level = float(boot.get("level", 0.95))
-        method = str(boot.get("method", "bca"))
+        method = str(boot.get("method", "auto"))
         validate(max(n_boot, 1), level, method)
         sweep, runs = tracking.sweep_runs(uri, args.experiment, args.sweep_id)
     except LabError as err:
@@ -433,7 +434,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"sweep {sweep}: {len(df)} finished runs ({failed} not finished), dataset(s) {', '.join(sorted(df.dataset.dropna().unique()))}\n")
     for name, heading in HEADINGS.items():
         if name in paths:
-            print(heading.format(ci=_ci_label(level), n_boot=n_boot) + ":\n")
+            how = {"bca": f"song bootstrap, BCa, {n_boot} resamples", "percentile": f"song bootstrap, percentile, {n_boot} resamples",
+                   "jackknife": "leave-one-song-out jackknife"}
+            print(heading.format(ci=_ci_label(level), n_boot=n_boot, how_acc=how[resolve_method(method, "accuracy")],
+                                 how_other=how[resolve_method(method, "nmi")]) + ":\n")
             print(paths[name].read_text())
     for note in ctx.notes:
         print(f"note: {note}")

@@ -324,6 +324,7 @@ def sweep_runs(uri: str, experiment: str, sweep_id: str | None = None) -> tuple[
 
 def run_artifact_text(uri: str, run_id: str, path: str) -> str | None:
     """Text of artifact ``path`` of run ``run_id`` (e.g. ``assignments.csv``), or None when it is absent."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per small CSV is noise
     client = _LockedClient(uri)
     with tempfile.TemporaryDirectory() as d:
         try:

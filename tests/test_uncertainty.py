@@ -112,7 +112,7 @@ def test_bca_interval_agrees_with_scipy_bootstrap():
     rng = np.random.default_rng(8)
     y = np.repeat(np.arange(4), 20)
     pred = np.where(rng.random(80) < 0.6, y, rng.integers(0, 4, 80))
-    ours = bootstrap_clustering(y, pred, n_boot=3000, seed=9, scores=("nmi",))["nmi"]
+    ours = bootstrap_clustering(y, pred, n_boot=3000, seed=9, scores=("nmi",), method="bca")["nmi"]
     nmi = lambda i: contingency_scores(contingency(y[i], pred[i])[2], scores=("nmi",))["nmi"]  # noqa: E731 (== sklearn, tested above)
     ref = bootstrap((np.arange(80),), nmi, vectorized=False, paired=True,
                     n_resamples=3000, method="BCa", confidence_level=0.95, random_state=10).confidence_interval
@@ -120,3 +120,28 @@ def test_bca_interval_agrees_with_scipy_bootstrap():
     assert ours.hi == pytest.approx(ref.high, abs=0.025)
     plain = bootstrap_clustering(y, pred, n_boot=3000, seed=9, scores=("nmi",), method="percentile")["nmi"]
     assert plain.lo > ours.lo + 0.04  # the bias correction matters at this size
+
+
+def test_jackknife_interval_of_a_proportion_is_the_known_closed_form():
+    # leave-one-out values of a proportion p = c / n are (c - 1) / (n - 1) or c / (n - 1): the
+    # jackknife standard error is exactly sqrt(p (1 - p) / (n - 1)).
+    n, c = 90, 63
+    y = np.repeat(["a", "b"], n // 2)
+    pred = np.array([0] * (n // 2) + [1] * (n // 2))
+    pred[np.random.default_rng(11).choice(n, n - c, replace=False)] ^= 1
+    ci = bootstrap_clustering(y, pred, n_boot=10, method="jackknife", scores=("accuracy",))["accuracy"]
+    p = c / n
+    assert (ci.hi - ci.lo) / 2 == pytest.approx(1.959964 * np.sqrt(p * (1 - p) / (n - 1)), rel=1e-6)
+
+
+def test_auto_uses_the_bootstrap_for_accuracy_and_the_jackknife_for_agreement_indices():
+    rng = np.random.default_rng(12)
+    y = np.repeat(np.arange(10), 5)  # gtzan_mini's shape: 10 genres x 5 songs
+    pred = np.where(rng.random(50) < 0.6, y % 7, rng.integers(0, 7, 50))
+    auto = bootstrap_clustering(y, pred, n_boot=300, seed=1)
+    jack = bootstrap_clustering(y, pred, n_boot=300, seed=1, method="jackknife")
+    bca = bootstrap_clustering(y, pred, n_boot=300, seed=1, method="bca")
+    assert auto["accuracy"] == bca["accuracy"]
+    for s in ("nmi", "ami", "ari", "v_measure"):
+        assert auto[s] == jack[s]
+        assert auto[s].lo < auto[s].estimate < auto[s].hi

@@ -35,7 +35,7 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
     clusterer = build_clusterer(cfg.clusterer)
     boot = cfg.experiment.get("bootstrap") or {}
     if int(boot.get("n_boot", 1000)) != 0:  # bad options fail before any extraction
-        uncertainty.validate(boot.get("n_boot", 1000), boot.get("level", 0.95), boot.get("method", "bca"))
+        uncertainty.validate(boot.get("n_boot", 1000), boot.get("level", 0.95), boot.get("method", "auto"))
     dataset, emb = load_embeddings(cfg, tracker)
     y = emb.labels
     k = int(cfg.cluster_count.k) if cfg.cluster_count.get("k") is not None else len(set(y.tolist()))
@@ -56,7 +56,7 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
     if int(boot.get("n_boot", 1000)) > 0:  # 95 % song-bootstrap intervals, clustering held fixed (lab/uncertainty.py)
         ci = uncertainty.bootstrap_clustering(y, pred, groups=[c.source_id for c in emb.clips], n_boot=int(boot.get("n_boot", 1000)),
                                               seed=int(boot.get("seed", 0)), level=float(boot.get("level", 0.95)),
-                                              method=str(boot.get("method", "bca")))
+                                              method=str(boot.get("method", "auto")))
         tracker.log_metrics(uncertainty.interval_metrics(ci))
 
     what = f"{cfg.model.name} on {dataset.name} ({len(y)} songs), {clusterer.name} k={k} seed={seed}"
