@@ -135,10 +135,11 @@ def add_redraws(ctx: ReportContext, assignments: dict[str, pd.DataFrame]) -> Non
         first = assignments[have[0]].loc[common]
         W = resample_weights(first["source"].to_numpy(), n_boot=ctx.n_boot, seed=ctx.seed)
         J = jackknife_weights(first["source"].to_numpy())
+        drawn = tuple(s for s in SCORES if s == "accuracy" or resolve_method(ctx.method, s) != "jackknife")
         for r in have:
             a = assignments[r].loc[common]
             y, pred = a["genre"].to_numpy(), a["cluster"].astype(int).to_numpy()
-            ctx.redraws[r] = resampled_scores(y, pred, W)
+            ctx.redraws[r] = resampled_scores(y, pred, W, scores=drawn)
             ctx.jack[r] = resampled_scores(y, pred, J)
             ctx.full[r] = contingency_scores(contingency(y, pred)[2])
 
@@ -152,7 +153,7 @@ def _cell_stats(ctx: ReportContext, sel: pd.DataFrame, score: str) -> dict[str, 
     out = {"mean": float(v.mean()) if v.size else np.nan, "std": float(np.std(v, ddof=1)) if v.size > 1 else np.nan,
            "n": int(v.size), "ci_lo": np.nan, "ci_hi": np.nan}
     if v.size and all(r in ctx.redraws for r in sel.run_id):
-        boot = np.mean([ctx.redraws[r][score] for r in sel.run_id], axis=0)
+        boot = np.mean([ctx.redraws[r][score] for r in sel.run_id], axis=0) if score in ctx.redraws[sel.run_id.iloc[0]] else np.empty(0)
         jack = np.mean([ctx.jack[r][score] for r in sel.run_id], axis=0)
         iv = interval(out["mean"], boot, jack, level=ctx.level, method=ctx.method, score=score)
         out["ci_lo"], out["ci_hi"] = iv.lo, iv.hi

@@ -196,7 +196,7 @@ def jackknife_interval(estimate: float, jackknife: np.ndarray, *, level: float =
 def interval(estimate: float, samples: np.ndarray, jackknife: np.ndarray | None = None, *, level: float = 0.95,
              method: str = "bca", score: str = "accuracy") -> Interval:
     """The configured interval of ``score``: BCa or percentile from the redraws, or jackknife-normal."""
-    validate(len(samples), level, method)
+    validate(1, level, method)
     method = resolve_method(method, score)
     if method == "jackknife" and jackknife is not None:
         return jackknife_interval(estimate, jackknife, level=level)
@@ -224,10 +224,12 @@ def bootstrap_clustering(labels_true: np.ndarray, labels_pred: np.ndarray | Sequ
     W = resample_weights(groups, n_boot=n_boot, seed=seed)
     J = jackknife_weights(groups) if method != "percentile" else None
     runs = _runs(labels_pred)
-    boot = [resampled_scores(labels_true, p, W, scores=scores) for p in runs]
+    # redraws only for the scores whose interval uses them (with "auto": accuracy, which is vectorised)
+    drawn = tuple(s for s in scores if resolve_method(method, s) != "jackknife")
+    boot = [resampled_scores(labels_true, p, W, scores=drawn) for p in runs]
     jack = [resampled_scores(labels_true, p, J, scores=scores) for p in runs] if J is not None else None
     full = [contingency_scores(contingency(labels_true, p)[2], scores=scores) for p in runs]
-    return {s: interval(float(np.mean([f[s] for f in full])), np.mean([r[s] for r in boot], axis=0),
+    return {s: interval(float(np.mean([f[s] for f in full])), np.mean([r[s] for r in boot], axis=0) if s in drawn else np.empty(0),
                         None if jack is None else np.mean([r[s] for r in jack], axis=0), level=level, method=method, score=s)
             for s in scores}
 
