@@ -98,7 +98,7 @@ class PairedComparison:
 def validate(n_boot: int, level: float, method: str = "auto") -> None:
     """One sentence for each bad bootstrap option."""
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or int(n_boot) < 1:
-        raise LabError(f"bootstrap n_boot={n_boot!r} must be a positive number of resamples (e.g. 1000)")
+        raise LabError(f"bootstrap n_boot={n_boot!r} must be a positive number of resamples (e.g. 1000; 0 switches intervals off)")
     if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < float(level) < 1:
         raise LabError(f"bootstrap level={level!r} must be in (0, 1), e.g. 0.95")
     if method not in METHODS:
