@@ -54,6 +54,7 @@ from lab.errors import LabError
 from lab.metrics import SCORES, contingency, contingency_scores
 
 METHODS = ("auto", "bca", "percentile", "jackknife")
+SCORE_RANGE = {"accuracy": (0.0, 1.0), "nmi": (0.0, 1.0), "v_measure": (0.0, 1.0), "ami": (-1.0, 1.0), "ari": (-1.0, 1.0)}
 
 
 def resolve_method(method: str, score: str) -> str:
@@ -199,7 +200,9 @@ def interval(estimate: float, samples: np.ndarray, jackknife: np.ndarray | None 
     validate(1, level, method)
     method = resolve_method(method, score)
     if method == "jackknife" and jackknife is not None:
-        return jackknife_interval(estimate, jackknife, level=level)
+        iv = jackknife_interval(estimate, jackknife, level=level)
+        lo, hi = SCORE_RANGE.get(score, (-np.inf, np.inf))  # a normal interval can cross what the score can reach
+        return Interval(iv.estimate, max(iv.lo, lo), min(iv.hi, hi), iv.level)
     if method == "bca" and jackknife is not None:
         return bca_interval(estimate, samples, jackknife, level=level)
     return percentile_interval(estimate, samples, level=level)
