@@ -145,3 +145,21 @@ def test_auto_uses_the_bootstrap_for_accuracy_and_the_jackknife_for_agreement_in
     for s in ("nmi", "ami", "ari", "v_measure"):
         assert auto[s] == jack[s]
         assert auto[s].lo < auto[s].estimate < auto[s].hi
+
+
+@pytest.mark.parametrize("override, message", [
+    ("experiment.bootstrap.n_boot=-1", "bootstrap n_boot=-1 must be a positive number of resamples"),
+    ("experiment.bootstrap.level=95", "bootstrap level=95 must be in (0, 1)"),
+    ("experiment.bootstrap.method=fancy", "bootstrap method='fancy' must be one of auto, bca, percentile, jackknife"),
+    ("experiment.listen_map=maybe", "experiment.listen_map='maybe' must be true or false"),
+])
+def test_bad_clustering_options_stop_the_job_before_any_run_opens(compose_cfg, override, message):
+    from pathlib import Path
+
+    from lab.app import run
+
+    cfg = compose_cfg("model.pretrained=false", "dataset.n_per_class=1", "dataset.seconds=2", override)
+    with pytest.raises(LabError) as err:
+        run(cfg)
+    assert str(err.value).startswith(message)
+    assert not Path(cfg.paths.mlruns, "mlflow.db").exists()

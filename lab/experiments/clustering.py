@@ -23,19 +23,28 @@ from omegaconf import DictConfig
 
 from lab import analysis, listen_map, metrics, plots, uncertainty
 from lab.clusterers import build_clusterer, check_k
+from lab.errors import LabError
 from lab.pipeline import load_embeddings
 from lab.projection import cached_tsne
 
 log = logging.getLogger(__name__)
 
 
+def check(cfg: DictConfig) -> None:
+    """This experiment's own options, checked before any work (``experiment.check``); one sentence each."""
+    boot = cfg.experiment.get("bootstrap") or {}
+    if boot.get("n_boot", 1000) != 0:
+        uncertainty.validate(boot.get("n_boot", 1000), boot.get("level", 0.95), boot.get("method", "auto"))
+    if not isinstance(cfg.experiment.get("listen_map", True), bool):
+        raise LabError(f"experiment.listen_map={cfg.experiment.listen_map!r} must be true or false")
+
+
 def run(cfg: DictConfig, tracker) -> dict[str, float]:
     """Cluster, match, score and log; returns the metrics."""
     seed = int(cfg.seed)
     clusterer = build_clusterer(cfg.clusterer)
+    check(cfg)  # also run by the app before the run opens; cheap, and run() may be called directly
     boot = cfg.experiment.get("bootstrap") or {}
-    if int(boot.get("n_boot", 1000)) != 0:  # bad options fail before any extraction
-        uncertainty.validate(boot.get("n_boot", 1000), boot.get("level", 0.95), boot.get("method", "auto"))
     dataset, emb = load_embeddings(cfg, tracker)
     y = emb.labels
     k = int(cfg.cluster_count.k) if cfg.cluster_count.get("k") is not None else len(set(y.tolist()))
