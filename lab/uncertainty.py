@@ -9,9 +9,10 @@ song drawn twice sits twice in the same (genre, cluster) cell, which looks like 
 50 songs the plain percentile interval can lie almost entirely above the observed score. BCa moves
 the percentiles by that bias (the share of redraws below the observed score, ties counted half
 because the scores are ratios of small integers) and by the skew (acceleration from a
-leave-one-song-out jackknife) — but when the bias exceeds the spread (measured on gtzan_mini:
-every one of 1000 redraws had a higher AMI than the 50 songs themselves) no percentile of the
-redraws is trustworthy, and BCa returns intervals that exclude the observed score. So the
+leave-one-song-out jackknife) — but when the bias exceeds the spread no percentile of the
+redraws is trustworthy, and BCa returns intervals that exclude the observed score (measured on
+36 gtzan_mini runs: a median 95 % of redraws had a higher AMI than the 50 songs themselves, more
+than 97.5 % in 9 runs; median shift +0.05 for NMI, +0.10 for AMI, +0.09 for ARI). So the
 default, ``method="auto"``, uses the bootstrap (BCa) for accuracy, whose redraws are unbiased
 with the matching held fixed, and the leave-one-song-out jackknife (score -+ 1.96 standard
 errors; no song is ever duplicated) for NMI, AMI, ARI and V-measure. ``bca``, ``percentile`` or
@@ -27,7 +28,7 @@ Conventions:
   ``assignments.csv``); the scores are recomputed on the redrawn songs from those fixed
   assignments. Accuracy on a redraw is then the share of its songs whose assigned genre is right.
   (Re-running the matching on every redraw instead is biased: the best matching of a redraw
-  fits that redraw, so on 50 GTZAN songs with k = 7 the redrawn accuracies centre ~0.07 above the
+  fits that redraw, so on 50 GTZAN songs the redrawn accuracies centre 0.04-0.06 above the
   observed one.) The interval covers song sampling, not the clusterer's randomness; the seed std
   in the report covers the latter.
 * **Paired comparisons** draw the *same* songs for both models, so the song difficulty both
