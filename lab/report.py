@@ -1,31 +1,56 @@
-"""Seed-variance tables from a sweep's MLflow runs (the study's Table 1 format).
+"""Tables from a sweep's MLflow runs: the study's Table 1 with seed spread *and* song-sampling intervals.
 
     python -m lab.report                       # latest sweep in the default store
     python -m lab.report --sweep-id ID --tracking-uri http://127.0.0.1:5000
-    python -m lab.report --sweep-id ID paths.mlruns=/elsewhere   # lab overrides pick the store too
+    python -m lab.report --sweep-id ID --n-boot 2000 paths.mlruns=/elsewhere
 
-Reads the FINISHED ``clustering`` runs tagged with the sweep id and writes, to ``--out``:
+Reads the FINISHED ``clustering`` runs tagged with the sweep id (and each run's
+``assignments.csv``) and writes, to ``--out``:
 
-* ``table1.{md,csv,tex}`` — rows (k, model), columns K-Means and GMM, cells ``mean (std)`` of
-  the Hungarian accuracy over seeds (sample std, ddof=1; 0 when there is a single seed);
-* ``table1_vs_study.md`` — the same beside the study's published numbers;
-* ``per_genre.{md,csv}`` — mean per-genre accuracy over seeds for each (model, clusterer, k).
+* ``table1.{md,tex}`` — rows (k, model), per clusterer ``mean (std)`` of the Hungarian accuracy
+  over seeds (sample std, ddof=1; written ``n=1`` where one seed leaves it undefined) and its
+  95 % song-bootstrap interval, and the number of seeds; ``table1.csv`` holds the same as numbers
+  (k, model, clusterer, mean, std, n, ci_lo, ci_hi, ci_level, n_boot), one row per cell;
+* ``scores.{md,csv}`` — accuracy, NMI, AMI, ARI and V-measure, each ``mean (std) [lo, hi]``;
+* ``table1_vs_study.md`` — beside the study's published numbers, and whether the study's mean
+  lies inside this sweep's interval;
+* ``comparisons.{md,csv}`` — every pair of models at each (k, clusterer): paired bootstrap of the
+  accuracy difference on the same songs, the share of resamples in which the first model wins,
+  and whether the study's ordering of the two is supported by these songs;
+* ``per_genre.{md,csv}`` — mean per-genre accuracy over seeds (with the seed count).
 
-All are printed and logged as artifacts of one summary run in the MLflow experiment ``report``.
+Intervals come from resampling songs with the assignments held fixed (:mod:`lab.uncertainty`:
+BCa bootstrap for accuracy and the paired differences, leave-one-song-out jackknife for the
+agreement indices by default): they say how much the numbers would move with another draw of songs,
+which the seed std does not. All tables are printed and logged as artifacts of one summary run
+per sweep in the MLflow experiment ``report`` — re-printing updates that run, or leaves it alone
+when nothing changed, instead of adding another.
+
+To add a table: write ``def my_table(ctx: ReportContext) -> pd.DataFrame`` and list it in
+:data:`TABLES`; :func:`write_tables` writes it as ``.md`` and ``.csv``.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import itertools
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
+from lab.analysis import GTZAN_ORDER
+from lab.metrics import SCORES, contingency, contingency_scores
+from lab.uncertainty import compare, interval, jackknife_weights, resample_weights, resampled_scores, resolve_method
+
 MODEL_NAMES = {"fcn": "FCN", "musicnn": "Musicnn", "crnn": "CRNN", "attention": "Attention", "hcnn": "HCNN",
                "sample": "Sample level", "se": "Sample level SE"}
 CLUSTERER_NAMES = {"kmeans": "K-Means", "gmm": "GMM"}
+SCORE_NAMES = {"accuracy": "Accuracy", "nmi": "NMI", "ami": "AMI", "ari": "ARI", "v_measure": "V-measure"}
 
 # The study's Table 1 (mean (std) over seeds, full GTZAN): {(k, model): (kmeans, gmm)}.
 STUDY_TABLE1 = {
@@ -40,6 +65,18 @@ STUDY_TABLE1 = {
 }
 
 
+def study_mean(k: int, model: str, clusterer: str) -> float | None:
+    """The study's mean accuracy for (k, model, clusterer), or None when it has no such cell."""
+    cell = STUDY_TABLE1.get((int(k), model))
+    if cell is None or clusterer not in CLUSTERER_NAMES:
+        return None
+    return float(cell[list(CLUSTERER_NAMES).index(clusterer)].split()[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs: runs, assignments, bootstrap redraws
+
+
 def runs_frame(runs: list[dict]) -> pd.DataFrame:
     """One row per run (dicts from :func:`lab.tracking.sweep_runs`): model, clusterer, k, seed, status, metrics."""
     rows = []
@@ -51,51 +88,251 @@ def runs_frame(runs: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _cell(values: pd.Series) -> str:
-    v = values.dropna().to_numpy(dtype=float)
-    if v.size == 0:
+@dataclass
+class ReportContext:
+    """Everything a table needs: the finished runs and, per run, its bootstrap redraws."""
+
+    df: pd.DataFrame
+    n_boot: int = 1000
+    level: float = 0.95
+    seed: int = 0
+    method: str = "auto"
+    redraws: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # run id -> score -> (n_boot,)
+    jack: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # run id -> score -> (n_songs,) leave-one-song-out
+    full: dict[str, dict[str, float]] = field(default_factory=dict)  # run id -> scores recomputed on all songs
+    notes: list[str] = field(default_factory=list)
+
+    def runs(self, k: int, model: str, clusterer: str) -> pd.DataFrame:
+        d = self.df
+        return d[(d.k == k) & (d.model == model) & (d.clusterer == clusterer)]
+
+
+def _read_assignments(text: str) -> pd.DataFrame | None:
+    a = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    if not {"id", "genre", "cluster"} <= set(a.columns):
+        return None
+    a["source"] = a["source"].where(a["source"] != "", a["id"]) if "source" in a else a["id"]
+    return a.set_index("id")
+
+
+def add_redraws(ctx: ReportContext, assignments: dict[str, pd.DataFrame]) -> None:
+    """Fill ``ctx.redraws``/``ctx.full`` from each run's per-song assignments.
+
+    All runs of one dataset are aligned on the songs they share and redrawn with the *same*
+    weights, which is what makes the seed mean and the paired comparisons consistent.
+    """
+    for dataset, runs in ctx.df.groupby("dataset", dropna=False):
+        have = [r for r in runs.run_id if r in assignments]
+        if len(have) < len(runs):
+            ctx.notes.append(f"{len(runs) - len(have)} of {len(runs)} runs on {dataset} have no assignments.csv; "
+                             f"their cells use the run's own logged interval (one seed) or none")
+        if not have:
+            continue
+        common = sorted(set.intersection(*(set(assignments[r].index) for r in have)))
+        if any(len(assignments[r]) != len(common) for r in have):
+            ctx.notes.append(f"runs on {dataset} did not score the same songs; intervals and comparisons use the "
+                             f"{len(common)} songs all of them scored")
+        first = assignments[have[0]].loc[common]
+        W = resample_weights(first["source"].to_numpy(), n_boot=ctx.n_boot, seed=ctx.seed)
+        J = jackknife_weights(first["source"].to_numpy())
+        drawn = tuple(s for s in SCORES if s == "accuracy" or resolve_method(ctx.method, s) != "jackknife")
+        for r in have:
+            a = assignments[r].loc[common]
+            y, pred = a["genre"].to_numpy(), a["cluster"].astype(int).to_numpy()
+            ctx.redraws[r] = resampled_scores(y, pred, W, scores=drawn)
+            ctx.jack[r] = resampled_scores(y, pred, J)
+            ctx.full[r] = contingency_scores(contingency(y, pred)[2])
+
+
+def _cell_stats(ctx: ReportContext, sel: pd.DataFrame, score: str) -> dict[str, float]:
+    """mean, std (NaN for one seed), n, and the interval of the seed mean for one table cell."""
+    logged = sel[score] if score in sel else pd.Series(np.nan, index=sel.index)
+    # older runs may lack a score (e.g. AMI): recompute it from their assignments when we have them
+    vals = [float(x) if pd.notna(x) else ctx.full.get(r, {}).get(score, np.nan) for r, x in zip(sel.run_id, logged)]
+    v = np.array([x for x in vals if np.isfinite(x)], dtype=float)
+    out = {"mean": float(v.mean()) if v.size else np.nan, "std": float(np.std(v, ddof=1)) if v.size > 1 else np.nan,
+           "n": int(v.size), "ci_lo": np.nan, "ci_hi": np.nan}
+    if v.size and all(r in ctx.redraws for r in sel.run_id):
+        boot = np.mean([ctx.redraws[r][score] for r in sel.run_id], axis=0) if score in ctx.redraws[sel.run_id.iloc[0]] else np.empty(0)
+        jack = np.mean([ctx.jack[r][score] for r in sel.run_id], axis=0)
+        iv = interval(out["mean"], boot, jack, level=ctx.level, method=ctx.method, score=score)
+        out["ci_lo"], out["ci_hi"] = iv.lo, iv.hi
+    elif v.size == 1 and f"{score}_ci_lo" in sel and pd.notna(sel[f"{score}_ci_lo"].iloc[0]):  # the run's own interval
+        out["ci_lo"], out["ci_hi"] = float(sel[f"{score}_ci_lo"].iloc[0]), float(sel[f"{score}_ci_hi"].iloc[0])
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Formatting
+
+
+def fmt_mean_std(mean: float, std: float, n: int) -> str:
+    """``0.611 (0.0003)``; ``0.680 (n=1)`` when one seed leaves the std undefined; ``–`` when empty."""
+    if n == 0 or not np.isfinite(mean):
         return "–"
-    std = float(np.std(v, ddof=1)) if v.size > 1 else 0.0
-    return f"{v.mean():.3f} ({std:.4f})"
+    return f"{mean:.3f} (n=1)" if n == 1 or not np.isfinite(std) else f"{mean:.3f} ({std:.4f})"
+
+
+def fmt_ci(lo: float, hi: float) -> str:
+    return f"[{lo:.3f}, {hi:.3f}]" if np.isfinite(lo) and np.isfinite(hi) else "–"
 
 
 def _model_order(models) -> list[str]:
     return [m for m in MODEL_NAMES if m in set(models)] + sorted(set(models) - set(MODEL_NAMES))
 
 
-def table1(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows (k, model) x columns (K-Means, GMM) of 'mean (std)' accuracy over seeds, plus the seed count."""
+def _ci_label(level: float) -> str:
+    return f"{level * 100:g} % CI"
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables
+
+
+def table1_numbers(ctx: ReportContext) -> pd.DataFrame:
+    """Long numeric Table 1: one row per (k, model, clusterer) with mean, std, n, ci_lo, ci_hi."""
     rows = []
+    df = ctx.df
     for k in sorted(df["k"].dropna().unique()):
         for m in _model_order(df.loc[df.k == k, "model"]):
-            sel = df[(df.k == k) & (df.model == m)]
-            row = {"# Clusters": int(k), "Model": MODEL_NAMES.get(m, m)}
-            for c, name in CLUSTERER_NAMES.items():
-                row[name] = _cell(sel.loc[sel.clusterer == c, "accuracy"])
-            row["seeds"] = int(sel.groupby("clusterer").seed.nunique().max())
-            rows.append(row)
-    return pd.DataFrame(rows)
+            for c in CLUSTERER_NAMES:
+                sel = ctx.runs(k, m, c)
+                if sel.empty:
+                    continue
+                rows.append({"k": int(k), "model": m, "clusterer": c, **_cell_stats(ctx, sel, "accuracy"),
+                             "ci_level": ctx.level, "n_boot": ctx.n_boot})
+    return pd.DataFrame(rows, columns=["k", "model", "clusterer", "mean", "std", "n", "ci_lo", "ci_hi", "ci_level", "n_boot"])
 
 
-def versus_study(df: pd.DataFrame) -> pd.DataFrame:
+def table1(ctx: ReportContext) -> pd.DataFrame:
+    """Rows (k, model) x per clusterer 'mean (std)' and its interval, plus the seed count (the study's layout)."""
+    nums = table1_numbers(ctx)
     rows = []
-    by_name = {v: k for k, v in MODEL_NAMES.items()}
-    for _, r in table1(df).iterrows():
-        study = STUDY_TABLE1.get((r["# Clusters"], by_name.get(r["Model"])), ("–", "–"))
-        rows.append({"# Clusters": r["# Clusters"], "Model": r["Model"], "K-Means (here)": r["K-Means"], "K-Means (study)": study[0],
-                     "GMM (here)": r["GMM"], "GMM (study)": study[1]})
+    for (k, m), g in nums.groupby(["k", "model"], sort=False):
+        row = {"# Clusters": int(k), "Model": MODEL_NAMES.get(m, m)}
+        seeds = []
+        for c, name in CLUSTERER_NAMES.items():
+            r = g[g.clusterer == c]
+            if r.empty:
+                row[name], row[f"{name} {_ci_label(ctx.level)}"] = "–", "–"
+                continue
+            r = r.iloc[0]
+            row[name] = fmt_mean_std(r["mean"], r["std"], int(r["n"]))
+            row[f"{name} {_ci_label(ctx.level)}"] = fmt_ci(r["ci_lo"], r["ci_hi"])
+            seeds.append(int(r["n"]))
+        row["seeds"] = "/".join(str(s) for s in seeds) if len(set(seeds)) > 1 else str(seeds[0] if seeds else 0)
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
-def per_genre(df: pd.DataFrame) -> pd.DataFrame:
-    cols = sorted(c for c in df.columns if c.startswith("acc_genre."))
+def scores_numbers(ctx: ReportContext) -> pd.DataFrame:
+    """Long numeric table of every headline score: (k, model, clusterer, score) -> mean, std, n, ci."""
+    rows = []
+    for r in table1_numbers(ctx).itertuples(index=False):
+        sel = ctx.runs(r.k, r.model, r.clusterer)
+        for s in SCORES:
+            rows.append({"k": r.k, "model": r.model, "clusterer": r.clusterer, "score": s, **_cell_stats(ctx, sel, s),
+                         "ci_level": ctx.level, "n_boot": ctx.n_boot})
+    return pd.DataFrame(rows)
+
+
+def scores(ctx: ReportContext) -> pd.DataFrame:
+    """Rows (k, model, clusterer), one column per score: 'mean (std) [lo, hi]', plus the seed count."""
+    nums = scores_numbers(ctx)
+    rows = []
+    for (k, m, c), g in nums.groupby(["k", "model", "clusterer"], sort=False):
+        row = {"# Clusters": int(k), "Model": MODEL_NAMES.get(m, m), "Clusterer": CLUSTERER_NAMES.get(c, c)}
+        for r in g.itertuples(index=False):
+            row[SCORE_NAMES[r.score]] = f"{fmt_mean_std(r.mean, r.std, r.n)} {fmt_ci(r.ci_lo, r.ci_hi)}".replace(" –", "")
+        row["seeds"] = int(g.n.max())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def versus_study(ctx: ReportContext) -> pd.DataFrame:
+    """This sweep's accuracy (with interval) beside the study's, and whether the study's mean is inside the interval."""
+    rows = []
+    nums = table1_numbers(ctx)
+    for (k, m), g in nums.groupby(["k", "model"], sort=False):
+        row = {"# Clusters": int(k), "Model": MODEL_NAMES.get(m, m)}
+        for c, name in CLUSTERER_NAMES.items():
+            r = g[g.clusterer == c]
+            study = STUDY_TABLE1.get((int(k), m), ("–", "–"))[list(CLUSTERER_NAMES).index(c)]
+            here = "–" if r.empty else f"{fmt_mean_std(r.iloc[0]['mean'], r.iloc[0]['std'], int(r.iloc[0]['n']))} {fmt_ci(r.iloc[0]['ci_lo'], r.iloc[0]['ci_hi'])}"
+            sm = study_mean(k, m, c)
+            inside = "–"
+            if sm is not None and not r.empty and np.isfinite(r.iloc[0]["ci_lo"]):
+                inside = "yes" if r.iloc[0]["ci_lo"] <= sm <= r.iloc[0]["ci_hi"] else "no"
+            row |= {f"{name} (here)": here, f"{name} (study)": study, f"{name}: study in CI": inside}
+        row["seeds"] = int(g.n.max())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def comparisons(ctx: ReportContext) -> pd.DataFrame:
+    """Paired bootstrap of the accuracy difference for every pair of models at each (k, clusterer).
+
+    The first model of a pair is the one the study ranks higher (or, without study numbers, the
+    one that scores higher here). ``verdict``: *supported* when the interval of the difference
+    lies above 0, *reversed* when below 0, *not resolved* when it contains 0 (these songs cannot
+    tell the two apart), *–* when the study has no numbers for the pair.
+    """
+    rows = []
+    df = ctx.df
+    for k in sorted(df["k"].dropna().unique()):
+        for c in CLUSTERER_NAMES:
+            models = _model_order(df.loc[(df.k == k) & (df.clusterer == c), "model"])
+            for a, b in itertools.combinations(models, 2):
+                ra, rb = ctx.runs(k, a, c), ctx.runs(k, b, c)
+                if not all(r in ctx.redraws for r in [*ra.run_id, *rb.run_id]):
+                    continue
+                da = np.mean([ctx.redraws[r]["accuracy"] for r in ra.run_id], axis=0)
+                db = np.mean([ctx.redraws[r]["accuracy"] for r in rb.run_id], axis=0)
+                ja = np.mean([ctx.jack[r]["accuracy"] for r in ra.run_id], axis=0)
+                jb = np.mean([ctx.jack[r]["accuracy"] for r in rb.run_id], axis=0)
+                ea, eb = float(ra["accuracy"].mean()), float(rb["accuracy"].mean())
+                sa, sb = study_mean(k, a, c), study_mean(k, b, c)
+                flip = (sb > sa) if sa is not None and sb is not None else (eb > ea)
+                if flip:
+                    a, b, da, db, ja, jb, ea, eb, sa, sb = b, a, db, da, jb, ja, eb, ea, sb, sa
+                cmp = compare(ea - eb, da - db, ja - jb, level=ctx.level, method=resolve_method(ctx.method, "accuracy"))
+                iv = cmp.diff
+                if sa is None or sb is None:
+                    verdict, study = "–", "–"
+                else:
+                    study = f"{sa:.3f} vs {sb:.3f}"
+                    verdict = "supported" if iv.lo > 0 else "reversed" if iv.hi < 0 else "not resolved"
+                rows.append({"# Clusters": int(k), "Clusterer": CLUSTERER_NAMES[c], "A": MODEL_NAMES.get(a, a),
+                             "B": MODEL_NAMES.get(b, b), "study A vs B": study, "here A": round(ea, 3), "here B": round(eb, 3),
+                             "A - B": round(iv.estimate, 3), f"A - B {_ci_label(ctx.level)}": fmt_ci(iv.lo, iv.hi),
+                             "P(A > B)": round(cmp.p_a_better, 3), "seeds A/B": f"{len(ra)}/{len(rb)}",
+                             "verdict": verdict})
+    return pd.DataFrame(rows)
+
+
+def per_genre(ctx: ReportContext) -> pd.DataFrame:
+    """Mean per-genre accuracy over seeds for each (k, model, clusterer), genres in family order, with the seed count."""
+    df = ctx.df
+    cols = [c for c in df.columns if c.startswith("acc_genre.")]
     if not cols:
         return pd.DataFrame()
-    g = df.groupby(["k", "model", "clusterer"])[cols].mean().reset_index()
-    g = g.rename(columns={c: c.split(".", 1)[1] for c in cols})
-    g["model"] = g["model"].map(lambda m: MODEL_NAMES.get(m, m))
-    g["clusterer"] = g["clusterer"].map(lambda c: CLUSTERER_NAMES.get(c, c))
-    return g.round(3)
+    genres = [c.split(".", 1)[1] for c in cols]
+    order = [g for g in GTZAN_ORDER if g in genres] if set(genres) <= set(GTZAN_ORDER) else sorted(genres)
+    g = df.groupby(["k", "model", "clusterer"])
+    out = g[[f"acc_genre.{x}" for x in order]].mean().round(3)
+    out.columns = order
+    out["seeds"] = g.size()
+    out = out.reset_index()
+    out["model"] = out["model"].map(lambda m: MODEL_NAMES.get(m, m))
+    out["clusterer"] = out["clusterer"].map(lambda c: CLUSTERER_NAMES.get(c, c))
+    return out
+
+
+# name -> table builder; each is written as <name>.md and <name>.csv (table1.csv is the numeric form).
+TABLES: dict[str, Callable[[ReportContext], pd.DataFrame]] = {
+    "table1": table1, "scores": scores, "table1_vs_study": versus_study, "comparisons": comparisons, "per_genre": per_genre,
+}
+NUMERIC_CSV: dict[str, Callable[[ReportContext], pd.DataFrame]] = {"table1": table1_numbers, "scores": scores_numbers}
 
 
 def to_markdown(df: pd.DataFrame) -> str:
@@ -124,21 +361,30 @@ def to_latex(df: pd.DataFrame) -> str:
     return "\n".join(lines + [r"\bottomrule", r"\end{tabular}"]) + "\n"
 
 
-def write_tables(df: pd.DataFrame, out: Path) -> dict[str, Path]:
+def write_tables(ctx: ReportContext, out: Path) -> dict[str, Path]:
+    """Write every table of :data:`TABLES` as Markdown and CSV (plus ``table1.tex``); returns name -> path."""
     out.mkdir(parents=True, exist_ok=True)
-    t1 = table1(df)
-    files = {"table1.md": to_markdown(t1), "table1.csv": t1.to_csv(index=False),
-             "table1.tex": to_latex(t1.drop(columns=["seeds"])),
-             "table1_vs_study.md": to_markdown(versus_study(df))}
-    pg = per_genre(df)
-    if not pg.empty:
-        files["per_genre.md"] = to_markdown(pg)
-        files["per_genre.csv"] = pg.to_csv(index=False)
+    files: dict[str, str] = {}
+    for name, build in TABLES.items():
+        t = build(ctx)
+        if t.empty:
+            continue
+        files[f"{name}.md"] = to_markdown(t)
+        files[f"{name}.csv"] = (NUMERIC_CSV[name](ctx) if name in NUMERIC_CSV else t).to_csv(index=False)
+        if name == "table1":
+            files["table1.tex"] = to_latex(t)
     paths = {}
     for name, text in files.items():
-        (out / name).write_text(text + ("\n" if not text.endswith("\n") else ""))
+        (out / name).write_text(text if text.endswith("\n") else text + "\n")
         paths[name] = out / name
     return paths
+
+
+HEADINGS = {"table1.md": "Table 1: accuracy, mean (std) over seeds and {ci} of the seed mean ({how_acc})",
+            "scores.md": "All scores: mean (std) [{ci}] (accuracy: {how_acc}; NMI, AMI, ARI, V-measure: {how_other})",
+            "table1_vs_study.md": "Beside the study (full GTZAN; here the sweep's dataset)",
+            "comparisons.md": "Paired comparisons (same songs, {n_boot} resamples): is the study's ordering supported here?",
+            "per_genre.md": "Per-genre accuracy (mean over seeds)"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,16 +393,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tracking-uri", default=None, help="MLflow store (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db)")
     ap.add_argument("--experiment", default="clustering")
     ap.add_argument("--out", default=None, help="output folder (default: reports/<sweep id>)")
-    ap.add_argument("--no-log", action="store_true", help="do not log a summary run to MLflow")
-    ap.add_argument("overrides", nargs="*", help="lab config overrides (only paths.* matter here)")
+    ap.add_argument("--n-boot", type=int, default=None, help="bootstrap resamples (default: experiment.bootstrap.n_boot, 1000)")
+    ap.add_argument("--no-log", action="store_true", help="do not log the summary run to MLflow")
+    ap.add_argument("overrides", nargs="*", help="lab config overrides (paths.*, experiment.bootstrap.*)")
     args = ap.parse_args(argv)
 
     from lab import tracking
     from lab.compose import compose_from_args
     from lab.errors import LabError
+    from lab.uncertainty import validate
 
-    uri = args.tracking_uri or tracking.resolve_tracking_uri(compose_from_args(args.overrides))
+    cfg = compose_from_args(args.overrides)
+    boot = cfg.experiment.get("bootstrap") or {}
+    uri = args.tracking_uri or tracking.resolve_tracking_uri(cfg)
     try:
+        n_boot = int(args.n_boot if args.n_boot is not None else boot.get("n_boot", 1000))
+        level = float(boot.get("level", 0.95))
+        method = str(boot.get("method", "auto"))
+        validate(max(n_boot, 1), level, method)
         sweep, runs = tracking.sweep_runs(uri, args.experiment, args.sweep_id)
     except LabError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -170,17 +424,34 @@ def main(argv: list[str] | None = None) -> int:
     if df.empty or "accuracy" not in df:
         print(f"error: sweep {sweep!r} has no finished clustering runs", file=sys.stderr)
         return 2
+    ctx = ReportContext(df.reset_index(drop=True), n_boot=n_boot, level=level, seed=int(boot.get("seed", 0)), method=method)
+    if n_boot > 0:
+        assignments = {}
+        for r in ctx.df.run_id:
+            text = tracking.run_artifact_text(uri, r, "assignments.csv")
+            a = _read_assignments(text) if text else None
+            if a is not None:
+                assignments[r] = a
+        add_redraws(ctx, assignments)
     out = Path(args.out or Path("reports") / sweep.replace("/", "_"))
-    paths = write_tables(df, out)
+    paths = write_tables(ctx, out)
     print(f"sweep {sweep}: {len(df)} finished runs ({failed} not finished), dataset(s) {', '.join(sorted(df.dataset.dropna().unique()))}\n")
-    print(paths["table1.md"].read_text())
-    if "per_genre.md" in paths:
-        print("Per-genre accuracy (mean over seeds):\n")
-        print(paths["per_genre.md"].read_text())
+    for name, heading in HEADINGS.items():
+        if name in paths:
+            how = {"bca": f"song bootstrap, BCa, {n_boot} resamples", "percentile": f"song bootstrap, percentile, {n_boot} resamples",
+                   "jackknife": "leave-one-song-out jackknife"}
+            print(heading.format(ci=_ci_label(level), n_boot=n_boot, how_acc=how[resolve_method(method, "accuracy")],
+                                 how_other=how[resolve_method(method, "nmi")]) + ":\n")
+            print(paths[name].read_text())
+    for note in ctx.notes:
+        print(f"note: {note}")
     print(f"written to {out}/")
     if not args.no_log:
-        tracking.log_summary_run(uri, "report", f"table1-{sweep}", tags={"sweep_id": sweep, "source_experiment": args.experiment},
-                                 files=list(paths.values()), metrics={"n_runs": float(len(df))})
+        run_id, action = tracking.log_summary_run(uri, "report", f"table1-{sweep}", tags={"sweep_id": sweep, "source_experiment": args.experiment},
+                                                  files=list(paths.values()), metrics={"n_runs": float(len(df))})
+        print({"created": f"logged summary run {run_id} (experiment 'report')",
+               "updated": f"updated summary run {run_id} (experiment 'report'): the sweep changed",
+               "unchanged": f"summary run {run_id} already holds these tables; nothing logged"}[action])
     return 0
 
 

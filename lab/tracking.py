@@ -322,17 +322,56 @@ def sweep_runs(uri: str, experiment: str, sweep_id: str | None = None) -> tuple[
             return sweep_id, runs
 
 
-def log_summary_run(uri: str, experiment: str, run_name: str, *, tags: dict[str, str], files: list[Path],
-                    metrics: dict[str, float]) -> str:
-    """One FINISHED run holding ``files`` as artifacts (e.g. the report's tables); returns its id."""
+def run_artifact_text(uri: str, run_id: str, path: str) -> str | None:
+    """Text of artifact ``path`` of run ``run_id`` (e.g. ``assignments.csv``), or None when it is absent."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per small CSV is noise
     client = _LockedClient(uri)
-    run = client.create_run(client.experiment_id(experiment), run_name=run_name, tags=tags)
-    tracker = Tracker(client, run.info.run_id, run.info.experiment_id)
+    with tempfile.TemporaryDirectory() as d:
+        try:
+            local = client.download_artifacts(run_id, path, d)
+        except Exception:  # noqa: BLE001 - MLflow raises different types per store for a missing file
+            return None
+        p = Path(local)
+        return p.read_text() if p.is_file() else None
+
+
+def _files_digest(files: list[Path]) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in sorted(files, key=lambda q: Path(q).name):
+        h.update(Path(p).name.encode() + b"\0" + Path(p).read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def log_summary_run(uri: str, experiment: str, run_name: str, *, tags: dict[str, str], files: list[Path],
+                    metrics: dict[str, float]) -> tuple[str, str]:
+    """The one summary run named ``run_name`` holding ``files`` as artifacts (e.g. the report's tables).
+
+    Re-logging the same summary must not pile up identical runs: when a run of that name exists
+    in ``experiment`` and its files have the same content (SHA-256 in tag ``content_sha256``)
+    nothing is logged; when they changed (new runs in the sweep), that run's files, metrics and
+    tags are updated in place. Returns (run id, "created" | "updated" | "unchanged").
+    """
+    client = _LockedClient(uri)
+    exp_id = client.experiment_id(experiment)
+    digest = _files_digest(files)
+    found = client.search_runs([exp_id], filter_string=f"tags.summary_key = '{run_name}'",
+                               order_by=["attributes.start_time DESC"], max_results=1)
+    if found and found[0].data.tags.get("content_sha256") == digest:
+        return found[0].info.run_id, "unchanged"
+    if found:
+        run_id, action = found[0].info.run_id, "updated"
+    else:
+        run_id, action = client.create_run(exp_id, run_name=run_name).info.run_id, "created"
+    tracker = Tracker(client, run_id, exp_id)
     for p in files:
         tracker.log_artifact(p)
     tracker.log_metrics(metrics)
-    client.set_terminated(run.info.run_id, "FINISHED")
-    return run.info.run_id
+    tracker.set_tags(tags | {"summary_key": run_name, "content_sha256": digest})
+    if action == "created":
+        client.set_terminated(run_id, "FINISHED")
+    return run_id, action
 
 
 def find_run_by_tag(client: Any, experiment_id: str, key: str, value: str) -> Any | None:

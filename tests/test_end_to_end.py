@@ -33,15 +33,20 @@ def test_clustering_job_logs_metrics_tags_and_artifacts(compose_cfg):
     client, runs = _runs(cfg)
     (r,) = runs
     assert r.info.status == "FINISHED"
-    assert {"accuracy", "nmi", "ari", "v_measure", "cache_misses"} <= set(r.data.metrics)
+    assert {"accuracy", "nmi", "ami", "ari", "v_measure", "cache_misses"} <= set(r.data.metrics)
     assert r.data.metrics["accuracy"] == pytest.approx(scores["accuracy"])
+    for s in ("accuracy", "nmi", "ami", "ari", "v_measure"):  # 95 % song-bootstrap interval of each score
+        assert -1 <= r.data.metrics[f"{s}_ci_lo"] <= r.data.metrics[f"{s}_ci_hi"] <= 1
     assert r.data.metrics["n_songs"] == 12
     t = r.data.tags
     assert (t["model"], t["dataset"], t["clusterer"], t["k"], t["seed"], t["pretrained"]) == ("fcn", "synth", "kmeans", "7", "3", "true")
     assert t["git_commit"] and t["embedding_dim"] == "64"
     assert r.data.params["model.input_length"] == "464000"
     names = {a.path for a in client.list_artifacts(r.info.run_id)}
-    assert {"confusion_matrix.png", "confusion_matrix.csv", "tsne.png", "assignments.csv", "embeddings.npz"} <= names
+    assert {"confusion_matrix.png", "confusion_matrix.csv", "tsne.png", "assignments.csv", "embeddings.npz", "listen_map"} <= names
+    listen = {a.path for a in client.list_artifacts(r.info.run_id, "listen_map")}
+    assert listen == {"listen_map/tsne.html", "listen_map/previews"}
+    assert len(client.list_artifacts(r.info.run_id, "listen_map/previews")) == 12
     path = client.download_artifacts(r.info.run_id, "embeddings.npz")
     with np.load(path, allow_pickle=False) as z:
         assert z["X"].shape == (12, 64) and len(z["paths"]) == len(z["labels"]) == 12

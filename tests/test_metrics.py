@@ -50,6 +50,6 @@ def test_hungarian_beats_greedy_majority_mapping():
 def test_evaluate_reports_all_scores_and_validates_shapes():
     y = np.array([0, 0, 1, 1])
     s = evaluate(y, np.array([1, 1, 0, 0]))
-    assert s == {"accuracy": 1.0, "nmi": 1.0, "ari": 1.0, "v_measure": 1.0}
+    assert s == {"accuracy": 1.0, "nmi": 1.0, "ami": 1.0, "ari": 1.0, "v_measure": 1.0}
     with pytest.raises(ValueError, match="must equal"):
         evaluate(y, np.array([0, 1]))

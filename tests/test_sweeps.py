@@ -10,6 +10,8 @@ import sys
 import time
 import urllib.request
 
+import numpy as np
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -56,27 +58,54 @@ def test_cluster_scores_logs_curves_per_k_and_best_k(compose_cfg):
     assert {"cluster_scores.png", "cluster_scores.csv"} <= {a.path for a in client.list_artifacts(r.info.run_id)}
 
 
+@pytest.mark.slow
 def test_report_builds_the_seed_variance_table(compose_cfg, tmp_path, capsys):
     for clusterer in ("kmeans", "gmm"):
         for seed in (0, 1):
             run(compose_cfg(*FAST, f"clusterer={clusterer}", "cluster_count=seven", f"seed={seed}", "sweep_id=t1",
-                            "experiment.save_embeddings=false"))
+                            "experiment.save_embeddings=false", "experiment.listen_map=false"))
+    # a one-seed cell: its std is undefined and must not print as 0
+    run(compose_cfg(*FAST, "clusterer=kmeans", "cluster_count=ten", "seed=0", "sweep_id=t1",
+                    "experiment.save_embeddings=false", "experiment.listen_map=false"))
     cfg = compose_cfg()
-    code = report.main(["--out", str(tmp_path / "rep"), f"paths.mlruns={cfg.paths.mlruns}"])
-    assert code == 0
+    args = ["--out", str(tmp_path / "rep"), "--n-boot", "200", f"paths.mlruns={cfg.paths.mlruns}"]
+    assert report.main(args) == 0
     out = capsys.readouterr().out
-    assert "sweep t1: 4 finished runs" in out
+    assert "sweep t1: 5 finished runs" in out and "logged summary run" in out
     md = (tmp_path / "rep" / "table1.md").read_text().splitlines()
-    assert md[0] == "| # Clusters | Model | K-Means | GMM | seeds |"
+    assert md[0] == "| # Clusters | Model | K-Means | K-Means 95 % CI | GMM | GMM 95 % CI | seeds |"
     row = md[2].split(" | ")
     assert row[0] == "| 7" and row[1] == "Sample level" and row[-1] == "2 |"
-    assert all("(" in cell for cell in row[2:4])  # mean (std)
+    assert all("(" in row[i] and "n=1" not in row[i] for i in (2, 4))  # mean (std)
+    assert all(row[i].startswith("[") for i in (3, 5))  # [lo, hi]
+    one = md[3].split(" | ")
+    assert one[0] == "| 10" and one[2].endswith("(n=1)") and one[4] == "–" and one[-1] == "1 |"
+    t1 = pd.read_csv(tmp_path / "rep" / "table1.csv")
+    assert list(t1.columns) == ["k", "model", "clusterer", "mean", "std", "n", "ci_lo", "ci_hi", "ci_level", "n_boot"]
+    assert t1.dtypes["mean"] == float and t1.dtypes["n"] == int
+    single = t1[t1.k == 10].iloc[0]
+    assert single.n == 1 and np.isnan(single["std"]) and single.ci_lo <= single.ci_hi
+    assert (t1.ci_lo <= t1.ci_hi).all() and t1.n_boot.eq(200).all()
+    scores = pd.read_csv(tmp_path / "rep" / "scores.csv")
+    assert set(scores.score) == {"accuracy", "nmi", "ami", "ari", "v_measure"} and scores.ci_lo.notna().all()
     assert (tmp_path / "rep" / "table1.tex").read_text().startswith("\\begin{tabular}")
     assert "synth-disco" in (tmp_path / "rep" / "per_genre.csv").read_text()
     client = MlflowClient(resolve_tracking_uri(cfg))
-    (rep,) = client.search_runs([client.get_experiment_by_name("report").experiment_id])
+    exp = client.get_experiment_by_name("report").experiment_id
+    (rep,) = client.search_runs([exp])
     assert rep.data.tags["sweep_id"] == "t1"
-    assert "table1.md" in {a.path for a in client.list_artifacts(rep.info.run_id)}
+    assert {"table1.md", "table1.csv", "scores.md"} <= {a.path for a in client.list_artifacts(rep.info.run_id)}
+    # re-printing adds no run; a changed sweep updates the same run
+    assert report.main(args) == 0
+    assert "nothing logged" in capsys.readouterr().out
+    run(compose_cfg(*FAST, "clusterer=gmm", "cluster_count=ten", "seed=0", "sweep_id=t1",
+                    "experiment.save_embeddings=false", "experiment.listen_map=false"))
+    assert report.main(args) == 0
+    assert "updated summary run" in capsys.readouterr().out
+    (again,) = client.search_runs([exp])
+    assert again.info.run_id == rep.info.run_id
+    t1 = pd.read_csv(client.download_artifacts(rep.info.run_id, "table1.csv", str(tmp_path / "dl")))
+    assert len(t1) == 4  # (7, kmeans), (7, gmm), (10, kmeans), (10, gmm)
 
 
 @pytest.mark.slow

@@ -2,34 +2,49 @@
 
 Cluster song embeddings with K-Means or a GMM into k clusters (``cluster_count.k``; ``null`` =
 the number of labels in the dataset), match clusters to genres with the Hungarian algorithm, and
-report accuracy (see :mod:`lab.metrics` for the exact definition), NMI, ARI and V-measure, plus
+report accuracy (see :mod:`lab.metrics` for the exact definition), NMI, AMI, ARI and V-measure
+with 95 % song-bootstrap intervals (``<score>_ci_lo``/``_ci_hi``, :mod:`lab.uncertainty`), plus
 per-genre accuracy (``acc_genre.<genre>``). Artifacts: confusion matrix raw and row-normalised
 (PNG + CSV, genres ordered so related ones sit together, see :func:`lab.analysis.genre_order`),
 "rogue" songs (CSV, see :mod:`lab.analysis`), t-SNE map with the rogues marked (PNG; the map is
-cached per (embeddings, seed), see :mod:`lab.projection`), per-song assignments (CSV) and the
+cached per (embeddings, seed), see :mod:`lab.projection`) and as a page you can listen to
+(``listen_map/``: hover and click-to-play previews, :mod:`lab.listen_map`), per-song assignments (CSV) and the
 embeddings (NPZ with matrix, paths and labels, rows aligned).
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
 
-from lab import analysis, metrics, plots
+from lab import analysis, listen_map, metrics, plots, uncertainty
 from lab.clusterers import build_clusterer, check_k
+from lab.errors import LabError
 from lab.pipeline import load_embeddings
 from lab.projection import cached_tsne
 
 log = logging.getLogger(__name__)
 
 
+def check(cfg: DictConfig) -> None:
+    """This experiment's own options, checked before any work (``experiment.check``); one sentence each."""
+    boot = cfg.experiment.get("bootstrap") or {}
+    if boot.get("n_boot", 1000) != 0:
+        uncertainty.validate(boot.get("n_boot", 1000), boot.get("level", 0.95), boot.get("method", "auto"))
+    if not isinstance(cfg.experiment.get("listen_map", True), bool):
+        raise LabError(f"experiment.listen_map={cfg.experiment.listen_map!r} must be true or false")
+
+
 def run(cfg: DictConfig, tracker) -> dict[str, float]:
     """Cluster, match, score and log; returns the metrics."""
     seed = int(cfg.seed)
     clusterer = build_clusterer(cfg.clusterer)
+    check(cfg)  # also run by the app before the run opens; cheap, and run() may be called directly
+    boot = cfg.experiment.get("bootstrap") or {}
     dataset, emb = load_embeddings(cfg, tracker)
     y = emb.labels
     k = int(cfg.cluster_count.k) if cfg.cluster_count.get("k") is not None else len(set(y.tolist()))
@@ -47,6 +62,11 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
     correct = assigned == y
     per_genre = {f"acc_genre.{g}": float(correct[y == g].mean()) for g in assignment.genres}
     tracker.log_metrics(scores | per_genre)
+    if int(boot.get("n_boot", 1000)) > 0:  # 95 % song-bootstrap intervals, clustering held fixed (lab/uncertainty.py)
+        ci = uncertainty.bootstrap_clustering(y, pred, groups=[c.source_id for c in emb.clips], n_boot=int(boot.get("n_boot", 1000)),
+                                              seed=int(boot.get("seed", 0)), level=float(boot.get("level", 0.95)),
+                                              method=str(boot.get("method", "auto")))
+        tracker.log_metrics(uncertainty.interval_metrics(ci))
 
     what = f"{cfg.model.name} on {dataset.name} ({len(y)} songs), {clusterer.name} k={k} seed={seed}"
     order = analysis.genre_order(emb.X, y)
@@ -57,8 +77,8 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
                        "confusion_matrix.png")
     tracker.log_figure(plots.confusion_matrix(cm, order, cols, title=f"{what}\n(row-normalised)", normalize=True),
                        "confusion_matrix_normalized.png")
-    tracker.log_csv([{"file": c.path, "id": c.id, "genre": c.label, "cluster": int(p), "assigned_genre": a, "correct": bool(a == c.label)}
-                     for c, p, a in zip(emb.clips, pred, assigned)], "assignments.csv")
+    tracker.log_csv([{"file": c.path, "id": c.id, "genre": c.label, "cluster": int(p), "assigned_genre": a, "correct": bool(a == c.label),
+                      "source": c.source_id} for c, p, a in zip(emb.clips, pred, assigned)], "assignments.csv")
     tracker.log_csv([{"cluster": c, "assigned_genre": assignment.cluster_to_genre.get(c, metrics.UNASSIGNED),
                       **{g: int(n) for g, n in zip(assignment.genres, assignment.contingency[:, j])}}
                      for j, c in enumerate(assignment.clusters)], "contingency.csv")
@@ -75,6 +95,13 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
     marked = {r["row"]: f"{ids[r['row']].rsplit('/', 1)[-1]} -> {r['sits_in']}" for r in rogues}
     tracker.log_figure(plots.embedding_map(xy, y, title=f"t-SNE of {cfg.model.name} embeddings ({dataset.name}, {len(y)} songs); "
                                            f"rogue songs ringed", marked=marked), "tsne.png")
+    if cfg.experiment.get("listen_map", True):
+        scored = analysis.rogue_scores(emb.X, y, n_neighbors=cfg.experiment.rogue_neighbors)
+        points = [listen_map.MapPoint(id=c.id, file=Path(c.path).name, genre=c.label, cluster=f"{int(p)} -> {a}",
+                                      rogue_score=s["score"], rogue=s["rogue"]) for c, p, a, s in zip(emb.clips, pred, assigned, scored)]
+        listen_map.log_listen_map(tracker, xy, points, lambda i: dataset.load(emb.clips[i], listen_map.PREVIEW_SR),
+                                  keys=[dataset.fingerprint(c) for c in emb.clips], cache_dir=to_absolute_path(str(cfg.paths.cache)),
+                                  title=f"t-SNE map: {what}")
     if cfg.experiment.save_embeddings:
         tracker.log_npz("embeddings.npz", X=emb.X, paths=emb.paths, ids=np.array(ids),
                         labels=y, n_windows=emb.n_windows, tsne=xy, cluster=pred)

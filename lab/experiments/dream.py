@@ -34,7 +34,7 @@ from lab.audio import AudioError
 from lab.audio import load as load_audio
 from lab.dream import DreamResult, DreamSettings, dream, energy_gate, normalize_peak, settings_from
 from lab.errors import LabError
-from lab.models.weights import checkpoint_path
+from lab.models.weights import find_checkpoint
 from lab.pipeline import LoadedModel, build_dataset, build_model, embed
 
 log = logging.getLogger(__name__)
@@ -44,8 +44,12 @@ CONF = Path(__file__).resolve().parents[2] / "conf"
 
 # --- validation ----------------------------------------------------------------------------------
 
-def _checkpoint_file(model_cfg: DictConfig, weights_dir: str) -> Path:
-    return checkpoint_path(model_cfg.name, model_cfg.checkpoint, weights_dir)
+def _checkpoint_file(model_cfg: DictConfig, weights_dir: str) -> Path | None:
+    """The model's checkpoint on the weights search path, or None when it is not installed."""
+    try:
+        return find_checkpoint(model_cfg.name, model_cfg.get("corpus", "jamendo"), weights_dir, subpath=model_cfg.get("checkpoint"))
+    except LabError:
+        return None
 
 
 def check(cfg: DictConfig) -> None:
@@ -71,9 +75,8 @@ def validate(cfg: DictConfig, genres: list[str]) -> tuple[list[str], DreamSettin
     if song is not None and not Path(to_absolute_path(str(song))).is_file():
         raise LabError(f"dream.init=song:{song} does not exist; give an audio file path (e.g. song:../shared/music/gtzan_mini/genres/classical/classical.00000.wav)")
     if cfg.model.pretrained:
-        ckpt = _checkpoint_file(cfg.model, to_absolute_path(str(cfg.paths.weights)))
-        if not ckpt.is_file():
-            raise LabError(f"model={cfg.model.name} has no checkpoint at {ckpt}, so there is nothing to dream with; "
+        if _checkpoint_file(cfg.model, to_absolute_path(str(cfg.paths.weights))) is None:
+            raise LabError(f"model={cfg.model.name} has no checkpoint on the weights search path, so there is nothing to dream with; "
                            f"use a model whose checkpoint is installed (python -m lab.models lists them)")
     genre = str(cfg.genre)
     if genre == "all":
@@ -149,8 +152,8 @@ class Transfer:
             if name == cfg.model.name:
                 continue
             mcfg = _model_cfg(cfg, name)
-            if not _checkpoint_file(mcfg.model, weights).is_file():
-                tracker.warn(f"transfer: model={name} skipped, no checkpoint at {_checkpoint_file(mcfg.model, weights)}")
+            if _checkpoint_file(mcfg.model, weights) is None:
+                tracker.warn(f"transfer: model={name} skipped, no checkpoint on the weights search path")
                 continue
             loaded = build_model(mcfg)
             emb = embed(mcfg, dataset, loaded, None)
