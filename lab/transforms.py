@@ -181,13 +181,9 @@ def folds(groups: np.ndarray, *, k: int, seed: int) -> list[tuple[np.ndarray, np
     return list(GroupKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(groups)), groups=groups))
 
 
-def cross_validate(name: str, X: np.ndarray, Y: np.ndarray, *, groups: np.ndarray | None = None, k: int = 5,
-                   seed: int = 0, **options: float) -> dict[str, float]:
-    """Held-out and in-sample metrics of transform ``name`` (keys ``cv.<metric>`` and ``in_sample.<metric>``).
-
-    Out-of-fold predictions of all songs are pooled, then scored once with :func:`evaluate`, so
-    ``cv.nn_accuracy`` searches the same ``n`` candidates as in-sample (chance ``1/n`` for both).
-    """
+def out_of_fold(name: str, X: np.ndarray, Y: np.ndarray, *, groups: np.ndarray | None = None, k: int = 5,
+                seed: int = 0, **options: float) -> np.ndarray:
+    """Held-out predictions [shape=(n, dim)]: row ``i`` comes from a map fitted on the folds without song ``i``."""
     validate(X, Y)
     X, Y = X.astype(np.float64), Y.astype(np.float64)
     fit = fitter(name, **options)
@@ -195,8 +191,21 @@ def cross_validate(name: str, X: np.ndarray, Y: np.ndarray, *, groups: np.ndarra
     P = np.empty_like(Y)
     for train, test in folds(groups, k=k, seed=seed):
         P[test] = apply(fit(X[train], Y[train]), X[test])
+    return P
+
+
+def cross_validate(name: str, X: np.ndarray, Y: np.ndarray, *, groups: np.ndarray | None = None, k: int = 5,
+                   seed: int = 0, **options: float) -> dict[str, float]:
+    """Held-out and in-sample metrics of transform ``name`` (keys ``cv.<metric>`` and ``in_sample.<metric>``).
+
+    Out-of-fold predictions of all songs (:func:`out_of_fold`) are pooled, then scored once with
+    :func:`evaluate`, so ``cv.nn_accuracy`` searches the same ``n`` candidates as in-sample
+    (chance ``1/n`` for both).
+    """
+    P = out_of_fold(name, X, Y, groups=groups, k=k, seed=seed, **options)
+    X, Y = X.astype(np.float64), Y.astype(np.float64)
     out = {f"cv.{m}": v for m, v in evaluate(P, Y).items()}
-    out |= {f"in_sample.{m}": v for m, v in evaluate(apply(fit(X, Y), X), Y).items()}
+    out |= {f"in_sample.{m}": v for m, v in evaluate(apply(fitter(name, **options)(X, Y), X), Y).items()}
     out["chance_nn_accuracy"] = 1.0 / len(X)
     return out
 
