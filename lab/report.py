@@ -161,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     except LabError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if args.experiment == "transforms":  # the study's Table 2: lab/table2.py
+        from lab import table2
+        return table2.report(uri, sweep, runs, out=args.out, log=not args.no_log)
     df = runs_frame(runs)
     failed = int((df.status != "FINISHED").sum()) if not df.empty else 0
     df = df[df.status == "FINISHED"] if not df.empty else df

@@ -67,7 +67,8 @@ def table2(df: pd.DataFrame) -> pd.DataFrame:
                      "MSE/elem held out": f(r.get("cv.mse_element"), 4),
                      "R² held out": f(r.get("cv.r2")), "R² in sample": f(r.get("in_sample.r2")),
                      "NN acc held out": f(r.get("cv.nn_accuracy")), "NN acc in sample": f(r.get("in_sample.nn_accuracy")),
-                     "chance": f(r.get("chance_nn_accuracy")), "songs": int(r.get("n_songs", 0))})
+                     "chance": f(r.get("chance_nn_accuracy")), "songs": int(r.get("n_pairs", 0)),
+                     "padded": int(r.get("shifted.n_padded", 0))})
     return pd.DataFrame(rows)
 
 
@@ -111,12 +112,12 @@ def direction_table(df: pd.DataFrame) -> pd.DataFrame:
     """Per shift and model: leave-one-out cosine of shift vectors to the mean one, and the shuffled-pair null."""
     n = nominal(df)
     g = n.groupby(["shift", "model"], as_index=False)[["direction_cos_mean", "direction_cos_std", "direction_cos_null",
-                                                        "shift_norm_mean", "mean_shift_norm", "n_songs"]].first()
+                                                        "shift_norm_mean", "mean_shift_norm", "n_pairs"]].first()
     return pd.DataFrame({"Shift": g["shift"], "Model": g["model"].map(lambda m: MODEL_NAMES.get(m, m)),
                          "cos to mean shift (LOO), mean ± std": [f"{a:.3f} ± {b:.3f}" for a, b in zip(g.direction_cos_mean, g.direction_cos_std)],
                          "shuffled pairs": g.direction_cos_null.map(lambda v: f"{v:.3f}"),
                          "‖mean shift‖ / mean ‖shift‖": (g.mean_shift_norm / g.shift_norm_mean).map(lambda v: f"{v:.2f}"),
-                         "songs": g.n_songs.astype(int)})
+                         "songs": g.n_pairs.astype(int)})
 
 
 def achieved_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -173,3 +174,27 @@ def write(df: pd.DataFrame, out: Path) -> dict[str, Path]:
         plots.plt.close(fig)
         paths[p.name] = p
     return paths
+
+
+def report(uri: str, sweep: str, runs: list[dict], *, out: Path | None = None, log: bool = True) -> int:
+    """``python -m lab.report --experiment transforms``: write, print and log the Table 2 files; exit code."""
+    import sys
+
+    from lab import tracking
+
+    df = runs_frame(runs)
+    if df.empty:
+        print(f"error: sweep {sweep!r} has no finished transforms runs", file=sys.stderr)
+        return 2
+    out = Path(out or Path("reports") / sweep.replace("/", "_"))
+    paths = write(df, out)
+    print(f"sweep {sweep}: {len(df)} finished transforms runs ({len(runs) - len(df)} not finished), "
+          f"dataset(s) {', '.join(sorted(df.dataset.dropna().unique()))}\n")
+    for name in ("table2_vs_study.md", "shift_direction.md", "shift_check.md"):
+        if name in paths:
+            print(paths[name].read_text())
+    print(f"written to {out}/: {', '.join(sorted(paths))}")
+    if log:
+        tracking.log_summary_run(uri, "report", f"table2-{sweep}", tags={"sweep_id": sweep, "source_experiment": "transforms"},
+                                 files=list(paths.values()), metrics={"n_runs": float(len(df))})
+    return 0

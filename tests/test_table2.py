@@ -18,7 +18,7 @@ def _runs() -> list[dict]:
             Y = X * amount + 0.5 + 0.4 * rng.normal(size=X.shape)
             for name in T.FITTERS:
                 m = T.cross_validate(name, X, Y, k=5, seed=0) | T.shift_direction(X, Y)
-                m |= {"n_songs": 30.0, "n_params": float(T.n_parameters(name, 40)),
+                m |= {"n_pairs": 30.0, "n_params": float(T.n_parameters(name, 40)),
                       "achieved_tempo_ratio_median": 1.0, "achieved_tempo_ratio_p10": 0.99, "achieved_tempo_ratio_p90": 1.01,
                       "achieved_pitch_ratio_median": amount, "achieved_pitch_ratio_p10": amount, "achieved_pitch_ratio_p90": amount}
                 runs.append({"status": "FINISHED", "metrics": m,

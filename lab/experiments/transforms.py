@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from lab import transforms as T
 from lab.datasets.derived import TransformedDataset
 from lab.errors import LabError
-from lab.pipeline import build_dataset, build_model, embed
+from lab.pipeline import build_dataset, build_model, embed, log_embedded
 from lab.shift import Shift, semitones
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def make_shift(cfg: DictConfig, dataset, sr: int) -> Shift:
     s = cfg.shift
     return Shift(str(s.kind), float(s.amount), str(s.backend), cache_dir=to_absolute_path(str(cfg.paths.derived)),
                  sr=sr, length=str(s.get("length", "loop")), fingerprint=dataset.fingerprint,
-                 min_seconds=float(getattr(dataset, "min_seconds", 1.0)))
+                 min_seconds=float(getattr(dataset, "min_seconds", 1.0)), measure=bool(s.get("measure", True)))
 
 
 def pair(orig, shifted) -> tuple[np.ndarray, np.ndarray]:
@@ -75,8 +75,9 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
     shift = make_shift(cfg, dataset, sr)
     shifted = TransformedDataset(dataset, shift)
 
-    emb0 = embed(cfg, dataset, loaded)
+    emb0 = embed(cfg, dataset, loaded, tracker)  # n_songs, n_skipped, n_padded, cache hits of the originals
     emb1 = embed(cfg, shifted, loaded)
+    log_embedded(tracker, shifted, emb1, loaded, prefix="shifted.")  # the same for the shifted clips
     i0, i1 = pair(emb0, emb1)
     if len(i0) < max(k, 2):
         raise LabError(f"only {len(i0)} songs are usable both original and shifted; "
@@ -98,18 +99,12 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
     if np.isfinite(ach["seconds"]).any():
         scores["shift_seconds_per_song"] = float(np.nanmean(ach["seconds"]))
 
-    skipped = [(side, i) for side, e in (("original", emb0), ("shifted", emb1)) for i in e.issues if i.kind.name == "SKIPPED"]
-    counts = {"n_songs": float(len(i0)), "dim": float(X.shape[1]), "folds": float(min(k, len(set(groups)))),
-              "n_params": float(T.n_parameters(name, X.shape[1])),
-              "n_skipped_original": float(len(emb0.skipped)), "n_skipped_shifted": float(len(emb1.skipped)),
-              "n_padded_original": float(len(emb0.padded)), "n_padded_shifted": float(len(emb1.padded)),
-              "n_padded": float(len(emb1.padded)),
-              "shifts_computed": float(shift.computed), "shifts_reused": float(shift.reused),
-              "cache_hits": float(emb0.hits + emb1.hits), "cache_misses": float(emb0.misses + emb1.misses)}
-    scores |= counts
+    scores |= {"n_pairs": float(len(i0)), "dim": float(X.shape[1]), "folds": float(min(k, len(set(groups)))),
+               "n_params": float(T.n_parameters(name, X.shape[1])),
+               "shifts_computed": float(shift.computed), "shifts_reused": float(shift.reused)}
     tracker.set_tags({"transform": name, "shift_kind": shift.kind, "shift_amount": f"{shift.amount:g}",
                       "shift_semitones": f"{semitones(shift.amount):.2f}" if shift.kind == "pitch" else "0",
-                      "shift_backend": shift.version, "shift_length": shift.length, "n_songs": len(i0)})
+                      "shift_backend": shift.version, "shift_length": shift.length, "n_pairs": len(i0)})
     tracker.log_metrics(scores)
 
     err = ((P - Y) ** 2).sum(1)
@@ -119,13 +114,6 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
                       "achieved_tempo_ratio": round(float(ach["tempo_ratio"][i]), 4),
                       "achieved_pitch_ratio": round(float(ach["pitch_ratio"][i]), 4)}
                      for i, (c, e, row) in enumerate(zip(clips, err, d2))], "songs.csv")
-    if skipped:
-        tracker.log_csv([{"side": side, "path": i.clip.path, "reason": i.reason, "detail": i.detail} for side, i in skipped],
-                        "skipped_files.csv")
-        tracker.warn(f"{len(skipped)} clip(s) skipped (listed in skipped_files.csv); {len(i0)} songs paired")
-    if emb1.padded:
-        tracker.warn(f"{len(emb1.padded)} shifted clips are shorter than one {loaded.name} window and were zero-padded "
-                     f"(shift.length={shift.length})")
     tracker.log_npz("embeddings.npz", X=X.astype(np.float32), Y=Y.astype(np.float32), P_cv=P.astype(np.float32),
                     ids=np.array([c.id for c in clips]), labels=np.array([c.label for c in clips]))
     if int(ex.audio_examples) > 0:
@@ -137,4 +125,4 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
     log.info("%s %s x%g (%s): held-out MSE %.3f, R2 %.3f, NN %.3f (chance %.3f); in-sample MSE %.3f",
              loaded.name, shift.kind, shift.amount, name, scores["cv.mse"], scores["cv.r2"], scores["cv.nn_accuracy"],
              scores["chance_nn_accuracy"], scores["in_sample.mse"])
-    return {k: v for k, v in scores.items() if k.startswith(("cv.", "in_sample."))} | {"n_songs": float(len(i0))}
+    return {k: v for k, v in scores.items() if k.startswith(("cv.", "in_sample."))} | {"n_pairs": float(len(i0))}
