@@ -108,7 +108,7 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
     tracker.log_metrics(scores)
 
     err = ((P - Y) ** 2).sum(1)
-    d2 = ((P[:, None, :] - Y[None, :, :]) ** 2).sum(-1)
+    d2 = (P * P).sum(1)[:, None] - 2 * P @ Y.T + (Y * Y).sum(1)[None, :]  # (n, n) without an (n, n, dim) array
     tracker.log_csv([{"id": c.id, "label": c.label, "source": c.source_id, "cv_sq_error": round(float(e), 6),
                       "cv_nn_hit": int(np.argmin(row) == i), "cv_rank_of_own": int((row < row[i]).sum()) + 1,
                       "achieved_tempo_ratio": round(float(ach["tempo_ratio"][i]), 4),
