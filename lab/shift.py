@@ -29,7 +29,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -40,6 +39,8 @@ import numpy as np
 
 from lab.audio import AudioError, check_usable
 from lab.errors import LabError
+from lab.hashing import file_sha256
+from lab.storage import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -233,24 +234,10 @@ class DerivedAudioCache:
             return None
 
     def put(self, key: str, arrays: dict[str, np.ndarray]) -> None:
-        p = self.path(key)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=".tmp-", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(self.path(key), lambda f: np.savez(f, **arrays))
 
 
 def _default_fingerprint(clip) -> str:
-    try:
-        from lab.hashing import file_sha256
-    except ImportError:  # before the hashing module lands
-        from lab.models.weights import file_sha256
-
     part = f"@{getattr(clip, 'offset', 0.0)}+{getattr(clip, 'duration', None)}"
     try:
         return file_sha256(clip.path) + part

@@ -110,3 +110,19 @@ def test_too_short_or_silent_source_is_refused_with_a_reason(tmp_path):
     with pytest.raises(LabError, match="sr="):
         sh(tone(), 22050, clip)
     assert sh.computed == 0
+
+
+def test_corrupt_source_in_a_transformed_dataset_is_skipped_with_a_reason(tmp_path):
+    from lab.datasets.base import Dataset
+    from lab.datasets.derived import TransformedDataset
+
+    good = _clips(tmp_path, 1)[0]
+    bad = Clip("x/corrupt.wav", "x", str(tmp_path / "corrupt.wav"))
+    Path(bad.path).write_bytes(b"RIFF not really a wave file")
+    sh = S.Shift("pitch", 1.5, "rubberband", cache_dir=tmp_path / "derived", measure=False)
+    shifted = TransformedDataset(Dataset(name="t", clips=[good, bad]), sh)
+    assert shifted.load(good, SR).shape == (4 * SR,)
+    with pytest.raises(AudioError) as err:
+        shifted.load(bad, SR)
+    assert err.value.reason == "unreadable" and sh.computed == 1
+    assert shifted.fingerprint(good) != Dataset(name="t", clips=[good]).fingerprint(good)  # derivation is in the key

@@ -30,6 +30,7 @@ def _folder(root):
     sf.write(root / "style1" / "short.wav", np.full(SR // 2, 0.1, np.float32), SR)
 
 
+@pytest.mark.slow  # two MLflow runs with the real FCN checkpoint (~20 s unloaded, 2 min on a busy machine)
 def test_transforms_job_caches_shifts_and_skips_bad_files(compose_cfg, tmp_path):
     need(WEIGHTS / "jamendo" / "fcn" / "best_model.pth")
     _folder(tmp_path / "music")
