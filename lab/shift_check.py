@@ -59,8 +59,8 @@ def check(files: list[Path], *, amount: float, sr: int = 16000, backends=shift.B
                              "shift_s": dt, "shift_cpu_s": dc, **shift.achieved(y, out, sr=sr), "roundtrip_lsd_db": roundtrip_lsd(y, back, sr=sr)})
                 if log is not None:
                     new = not log.exists()
-                    with open(log, "a", newline="") as f:
-                        w = csv.DictWriter(f, fieldnames=list(rows[-1]))
+                    with open(log, "a", newline="") as fh:  # not `f`: that is the audio file being checked
+                        w = csv.DictWriter(fh, fieldnames=list(rows[-1]))
                         if new:
                             w.writeheader()
                         w.writerow(rows[-1])
