@@ -82,6 +82,7 @@ def versus_study(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
                      "Transform": TRANSFORMS.get(r["transform"], (r["transform"],))[0],
                      "MSE held out": f"{r['cv.mse']:.3f}", "MSE in sample": f"{r['in_sample.mse']:.3f}",
                      "MSE (study)": f"{s[0]:.4f}" if s else "–",
+                     "R² held out": f"{r['cv.r2']:.3f}", "R² in sample": f"{r['in_sample.r2']:.3f}",
                      "NN held out": f"{r['cv.nn_accuracy']:.1%}", "NN in sample": f"{r['in_sample.nn_accuracy']:.1%}",
                      "NN (study)": f"{s[1]:.1%}" if s else "–"})
     return pd.DataFrame(rows), verdict(n)
