@@ -238,11 +238,15 @@ class DerivedAudioCache:
 
 
 def _default_fingerprint(clip) -> str:
-    part = f"@{getattr(clip, 'offset', 0.0)}+{getattr(clip, 'duration', None)}"
+    """Same as ``Dataset.fingerprint`` for a file clip, so entries made either way are shared."""
     try:
-        return file_sha256(clip.path) + part
+        digest = file_sha256(clip.path)
     except OSError:
-        return "unreadable:" + clip.path + part
+        digest = "unreadable:" + clip.path
+    offset, duration = getattr(clip, "offset", 0.0), getattr(clip, "duration", None)
+    if offset or duration is not None:
+        digest += f"@{offset:.6f}+{duration}"
+    return digest
 
 
 class Shift:
