@@ -130,3 +130,13 @@ def test_bad_input_is_one_sentence():
         T.cross_validate("affine", np.zeros((3, 2)), np.zeros((3, 3)))
     with pytest.raises(LabError, match="transform="):
         T.fitter("rotation")
+
+
+def test_experiment_options_are_checked_before_any_work(compose_cfg):
+    from lab.experiments.transforms import check
+
+    check(compose_cfg("experiment=transforms", "shift=tempo", "transform=affine"))
+    for bad, msg in (("experiment.folds=1", "experiment.folds"), ("shift.amount=7", "shift.amount"),
+                     ("shift.backend=sox", "shift.backend"), ("transform.ridge=-1", "transform.ridge")):
+        with pytest.raises(LabError, match=msg):
+            check(compose_cfg("experiment=transforms", "transform=affine", bad))

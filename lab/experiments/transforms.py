@@ -21,9 +21,28 @@ from lab import transforms as T
 from lab.datasets.derived import TransformedDataset
 from lab.errors import LabError
 from lab.pipeline import build_dataset, build_model, embed, log_embedded
+from lab import shift as shift_mod
 from lab.shift import Shift, semitones
 
 log = logging.getLogger(__name__)
+
+
+def check(cfg: DictConfig) -> None:
+    """Pre-run check of this study's options (``experiment.check``): one sentence on the first bad value."""
+    ex = cfg.experiment
+    for key, lo in (("folds", 2), ("audio_examples", 0)):
+        v = ex.get(key)
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise LabError(f"experiment.{key}={v!r} must be an integer >= {lo}")
+    v = ex.get("example_seconds")
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+        raise LabError(f"experiment.example_seconds={v!r} must be a number > 0")
+    s = cfg.shift
+    shift_mod.validate(str(s.kind), s.amount, str(s.backend), str(s.get("length", "loop")))
+    T.fitter(str(cfg.transform.name))
+    ridge = cfg.transform.get("ridge", 0.0)
+    if isinstance(ridge, bool) or not isinstance(ridge, (int, float)) or ridge < 0:
+        raise LabError(f"transform.ridge={ridge!r} must be a number >= 0")
 
 
 def make_shift(cfg: DictConfig, dataset, sr: int) -> Shift:
@@ -67,7 +86,7 @@ def _quantiles(prefix: str, v: np.ndarray) -> dict[str, float]:
 def run(cfg: DictConfig, tracker) -> dict[str, float]:
     """Fit one transform for one shift and model; log metrics, per-song CSV, arrays and audio examples."""
     ex, name = cfg.experiment, str(cfg.transform.name)
-    T.fitter(name)  # unknown names fail before any audio is touched
+    check(cfg)  # also run by the app before the MLflow run opens
     k = int(ex.folds)
     dataset = build_dataset(cfg.dataset)
     loaded = build_model(cfg)
