@@ -39,3 +39,19 @@ if [[ $ran -eq 0 ]]; then
   exit 2
 fi
 $PY -m lab.report --sweep-id "$SWEEP" "$@"
+
+# ---- The transforms study (section 3.2.1, Table 2), after the clustering study above ----------
+# Every model with a checkpoint x {pitch, tempo} x 1.5 x six transforms, one MLflow run each; the
+# shifted audio is made once (paths.derived) and embedded once per model (paths.cache).
+# TRANSFORMS=0 skips it; its table: python -m lab.report --experiment transforms --sweep-id $SWEEP
+if [[ "${TRANSFORMS:-1}" != 0 ]]; then
+  tmodels=""
+  for m in $MODELS; do
+    if [[ "$available" == *" $m "* ]]; then tmodels="$tmodels,$m"; fi
+  done
+  echo "multirun.sh: transforms study, models ${tmodels#,}"
+  $PY -m lab experiment=transforms model="${tmodels#,}" shift=pitch,tempo \
+      transform=identity,translation,uniform_scaling,nonuniform_scaling,scaled_orthogonal,affine \
+      sweep_id="$SWEEP" embed.progress=false "$@" -m
+  $PY -m lab.report --experiment transforms --sweep-id "$SWEEP" "$@"
+fi

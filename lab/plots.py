@@ -138,3 +138,37 @@ def dream_spectrogram(y: np.ndarray, *, sr: int, title: str, n_fft: int = 2048, 
     fig.colorbar(img, ax=ax, format="%+2.0f dB", label="dB re loudest bin")
     fig.tight_layout()
     return fig
+
+
+def transform_vs_amount(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]], *, title: str,
+                        chance: float | None = None) -> plt.Figure:
+    """Held-out R^2 and NN accuracy against the shift amount, one line per transform.
+
+    ``curves[kind][transform] = (amount, r2, nn_accuracy)``, arrays [shape=(n_amounts,)]; pitch
+    amounts are drawn in semitones, tempo amounts as ratios on a log axis.
+    """
+    kinds = [k for k in ("pitch", "tempo") if k in curves] + sorted(set(curves) - {"pitch", "tempo"})
+    fig, axes = plt.subplots(2, len(kinds), figsize=(4.6 * len(kinds), 6.4), squeeze=False, sharey="row")
+    for j, kind in enumerate(kinds):
+        for name, (amount, r2, nn) in curves[kind].items():
+            x = 12 * np.log2(amount) if kind == "pitch" else amount
+            order = np.argsort(x)
+            axes[0, j].plot(x[order], r2[order], marker="o", ms=3, label=name)
+            axes[1, j].plot(x[order], nn[order], marker="o", ms=3, label=name)
+        axes[1, j].set_xlabel("pitch shift (semitones)" if kind == "pitch" else "tempo ratio")
+        if kind != "pitch":
+            axes[0, j].set_xscale("log")
+            axes[1, j].set_xscale("log")
+        axes[0, j].set_title(f"{kind} shift", fontsize=10)
+        axes[0, j].axhline(0, color="grey", lw=0.6)
+        if chance is not None:
+            axes[1, j].axhline(chance, color="grey", lw=0.8, ls="--", label="chance (1/n)")
+        for ax in axes[:, j]:
+            ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("R² (held out)")
+    axes[1, 0].set_ylabel("NN accuracy (held out)")
+    axes[0, 0].set_ylim(bottom=max(-1.0, axes[0, 0].get_ylim()[0]))
+    axes[1, -1].legend(fontsize=7, loc="best")
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig

@@ -418,6 +418,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.experiment == "out_of_domain":  # its own table: one row per (model, set)
         from lab.experiments.out_of_domain import write_report
         return write_report(uri, sweep, runs, Path(args.out or Path("reports") / sweep.replace("/", "_")), log_run=not args.no_log)
+    if args.experiment == "transforms":  # the study's Table 2: lab/table2.py
+        from lab import table2
+        return table2.report(uri, sweep, runs, out=args.out, log=not args.no_log)
     df = runs_frame(runs)
     failed = int((df.status != "FINISHED").sum()) if not df.empty else 0
     df = df[df.status == "FINISHED"] if not df.empty else df
