@@ -187,6 +187,7 @@ class BackendModel:
         self.backend = backend
         self.precision = precision
         self._local = threading.local()
+        self.effective_precision = "fp32"
         if backend == "onnxruntime":
             import onnxruntime as ort
 
@@ -206,7 +207,9 @@ class BackendModel:
             config = {"INFERENCE_NUM_THREADS": threads * streams, "NUM_STREAMS": streams,
                       "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
             self._compiled = core.compile_model(core.read_model(str(graph)), "CPU", config)
-            self.effective_precision = str(self._compiled.get_property("INFERENCE_PRECISION_HINT"))
+            # OpenVINO silently runs f32 where the CPU lacks bf16 (no AVX512-BF16 / AMX): report that.
+            hint = str(self._compiled.get_property("INFERENCE_PRECISION_HINT"))
+            self.effective_precision = "bf16" if "bf16" in hint else "fp32"
         else:
             raise LabError(f"backend={backend!r} is not an exported-graph backend")
 
@@ -316,6 +319,12 @@ def load_backend(
         want = "torch"
         if requested != "auto":
             reason = f"{requested} runs on the CPU only here; device={device} uses PyTorch"
+    if want == "onnxruntime" and precision != "fp32":
+        # The CPU execution provider has no bf16 kernels for these ops; fp32 ORT is no fast mode.
+        want = "torch" if requested == "auto" else want
+        if requested != "auto":
+            reason = "onnxruntime has no bf16 CPU kernels; its fast mode runs fp32"
+            precision = "fp32"
     if want != "torch" and backend_version(want) is None:
         reason = f"{want} is not installed (pip install {want}); using PyTorch"
         want = "torch"
@@ -327,9 +336,12 @@ def load_backend(
                 log.info("exporting %s to ONNX for %s (once; cached at %s)", name, want, graph)
                 export_onnx(model, graph)
             runner = BackendModel(model, graph, want, threads=threads, streams=streams, precision=precision)
-            bad = disagreement(model, runner, precision=precision)
+            effective = runner.effective_precision
+            if effective != precision:
+                reason = "; ".join(r for r in (reason, f"{want} runs {effective} on this CPU (no native {precision})") if r)
+            bad = disagreement(model, runner, precision=effective)
             if not bad:
-                return runner, BackendChoice(requested, want, backend_version(want) or "", precision, reason, str(graph))
+                return runner, BackendChoice(requested, want, backend_version(want) or "", effective, reason, str(graph))
             reason = f"{want} disagrees with PyTorch on the probe window: {bad}; using PyTorch"
         except Exception as err:  # noqa: BLE001 - any export/load failure falls back, with its reason
             first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
