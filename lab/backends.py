@@ -19,7 +19,6 @@ Gradients (the dream) always use the PyTorch model itself.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.metadata
 import inspect
 import logging
@@ -35,6 +34,7 @@ import torch
 from torch import nn
 
 from lab.errors import LabError
+from lab.hashing import text_sha256
 from lab.models.base import Tagger
 
 log = logging.getLogger(__name__)
@@ -96,22 +96,16 @@ def has_frontend(model: Tagger) -> bool:
 
 def code_version(model: Tagger) -> str:
     """SHA-256 of the source of every ``lab.models`` module the model's class is built from."""
-    h = hashlib.sha256()
-    mods = sorted({c.__module__ for c in type(model).__mro__ if c.__module__.startswith("lab.models")})
-    for c in (m for m in model.modules()):
-        if type(c).__module__.startswith("lab.models"):
-            mods = sorted(set(mods) | {type(c).__module__})
-    for name in mods:
-        h.update(name.encode())
-        h.update(inspect.getsource(sys.modules[name]).encode())
-    return h.hexdigest()
+    mods = {c.__module__ for c in type(model).__mro__} | {type(m).__module__ for m in model.modules()}
+    mods = sorted(m for m in mods if m.startswith("lab.models"))
+    return text_sha256(*(part for name in mods for part in (name, inspect.getsource(sys.modules[name]))))
 
 
 def graph_key(model: Tagger, *, weights_id: str, backend: str) -> str:
     """Hex key of a model's exported graph for ``backend`` (see the module docstring)."""
     parts = [model.info.name, weights_id, code_version(model), backend, backend_version(backend) or "?",
              f"torch-{torch.__version__}", f"opset-{OPSET}", EXPORT_VERSION]
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+    return text_sha256(*parts)
 
 
 class _Exportable(nn.Module):

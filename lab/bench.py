@@ -449,7 +449,8 @@ def _golden_deviation(name: str, backend: str, precision: str, graph_dir: str) -
     """
     import torch
 
-    from lab.embed import InferenceEngine, frame_windows
+    from lab.embed import frame_windows
+    from lab.inference import InferenceEngine
     from lab.models import build, model_class
     from lab.models.synthetic import read_manifest, synthetic_state_dict
     from lab.models.weights import load_strict
@@ -483,7 +484,8 @@ def job_backends(name: str, args: argparse.Namespace, ceil: dict) -> list[dict]:
     import torch
 
     from lab.backends import AUTO_BACKEND
-    from lab.embed import InferenceEngine, frame_windows
+    from lab.embed import frame_windows
+    from lab.inference import InferenceEngine
     from lab.models import build
 
     model, wid = build(name, pretrained=False)

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from lab.bench import MODELS, bench_dataset, cpu_model
-from lab.embed import InferenceEngine, extract, frame_windows
+from lab.embed import extract, frame_windows
+from lab.inference import InferenceEngine
 from lab.models import build
 
 TOL = dict(rtol=1e-4, atol=1e-4)

@@ -14,7 +14,8 @@ import torch
 from lab import backends
 from lab.backends import BackendModel, backend_version, load_backend
 from lab.datasets.synth import SynthDataset
-from lab.embed import InferenceEngine, extract
+from lab.embed import extract
+from lab.inference import InferenceEngine
 from lab.errors import LabError
 from lab.models import build
 
