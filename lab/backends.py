@@ -50,18 +50,23 @@ CHECK_TOL = dict(rtol=1e-4, atol=1e-4)  # the golden tolerance
 FAST_MIN_COSINE = 0.99
 FAST_TAG_ATOL = 0.05
 
-# backend="auto": per-model choice, from `python -m lab.bench --backends` on the 2-core AMD EPYC
-# VM (Zen 4 without AVX-512 exposed, shared with other work), 4 synthetic 30 s clips, model
-# seconds per clip, 2 workers x 1 thread each:
-#   (filled in from the measurement below)
+# backend="auto": per-model choice by `python -m lab.bench --fast` (model seconds per 30 s clip,
+# 4 synthetic clips, best of 3 interleaved passes, 2 workers x 1 thread; all within rtol=atol=1e-4).
+# Measured on a quiet Intel Xeon (family 6 model 207, AVX-512) pinned to 2 cores (taskset -c 0,1),
+# torch 2.11 / onnxruntime 1.30, because the project's 2-core AMD VM was at 100 % load from other
+# work all session (numbers there in notes/i13.md); original loop / torch / onnxruntime:
+#   fcn 0.106 / 0.039 / 0.021   musicnn 0.281 / 0.125 / 0.104   crnn 0.140 / 0.055 / 0.032
+#   attention 0.335 / 0.218 / 0.198   hcnn 0.499 / 0.191 / 0.178   sample 0.348 / 0.140 / 0.142
+#   se 0.985 / 0.435 / 0.404
+# OpenVINO (not installable on that machine) was never faster than onnxruntime on the AMD VM.
 AUTO_BACKEND: dict[str, str] = {
     "fcn": "onnxruntime",
     "musicnn": "onnxruntime",
     "crnn": "onnxruntime",
     "attention": "onnxruntime",
     "hcnn": "onnxruntime",
-    "sample": "openvino",
-    "se": "openvino",
+    "sample": "torch",  # tied with onnxruntime (0.140 vs 0.142): no export needed
+    "se": "onnxruntime",
 }
 
 
