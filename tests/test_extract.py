@@ -13,7 +13,6 @@ from mlflow.tracking import MlflowClient
 
 from lab.app import run
 
-from conftest import WEIGHTS
 from test_sweeps import _env
 
 # Random-weight sample-level CNN on short synthetic clips (2 windows each): real code paths, fast.
@@ -68,7 +67,7 @@ def test_submitit_local_sweep_over_shards_finishes_every_run(tmp_path):
     p = subprocess.run([sys.executable, "-m", "lab", "-m", *FAST, "embed.shard=0/3,1/3,2/3", "hydra/launcher=submitit_local",
                         "hydra.launcher.timeout_min=20", "hydra.launcher.cpus_per_task=1", f"paths.cache={tmp_path}/cache",
                         f"paths.mlruns={tmp_path}/mlruns", f"hydra.sweep.dir={tmp_path}/multirun"],
-                       cwd=tmp_path, env=_env(LAB_WEIGHTS_DIR=str(WEIGHTS)), capture_output=True, text=True, timeout=1200)
+                       cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=1200)
     assert p.returncode == 0, p.stderr[-3000:]
     client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
     runs = client.search_runs([client.get_experiment_by_name("extract").experiment_id])
