@@ -58,7 +58,8 @@ FAST_TAG_ATOL = 0.05
 #   fcn 0.106 / 0.039 / 0.021   musicnn 0.281 / 0.125 / 0.104   crnn 0.140 / 0.055 / 0.032
 #   attention 0.335 / 0.218 / 0.198   hcnn 0.499 / 0.191 / 0.178   sample 0.348 / 0.140 / 0.142
 #   se 0.985 / 0.435 / 0.404
-# OpenVINO (not installable on that machine) was never faster than onnxruntime on the AMD VM.
+# OpenVINO could not be installed on that machine; on the (fully loaded) AMD VM it was within noise
+# of onnxruntime and torch (see notes/i13.md), so auto does not pick it; embed.backend=openvino works.
 AUTO_BACKEND: dict[str, str] = {
     "fcn": "onnxruntime",
     "musicnn": "onnxruntime",
