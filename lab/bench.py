@@ -44,6 +44,7 @@ from typing import Callable
 
 import numpy as np
 
+ROOT = Path(__file__).resolve().parents[1]  # the repository (goldens default to ROOT/../shared)
 MODELS = ("fcn", "musicnn", "crnn", "attention", "hcnn", "sample", "se")
 TOL = dict(rtol=1e-4, atol=1e-4)  # the golden tolerance
 # Seconds per 30 s clip of the original implementation on the reference machine, as reported in
@@ -68,6 +69,13 @@ CONSOLE = [
     ("max|d|", "max_abs_diff"), ("knobs", "knobs"),
 ]
 MEMORY_COLUMNS = ["model", "n_clips", "audio_seconds", "audio_mb_per_song", "wall_s", "rss_before_mb", "peak_rss_mb"]
+BACKEND_COLUMNS = [
+    "model", "config", "backend", "precision", "ran_on", "s_per_clip", "speedup_vs_original", "s_per_1000_clips",
+    "decode_s_per_clip", "gflops", "pct_conv_ceiling", "pct_matmul_ceiling", "peak_rss_mb", "max_dev_vs_original",
+    "min_cosine_vs_original", "max_dev_vs_golden", "within_tol", "auto", "fastest_within_tol", "setup_s", "knobs", "note",
+]
+BACKEND_CONSOLE = ["model", "config", "ran_on", "s_per_clip", "speedup_vs_original", "pct_conv_ceiling", "peak_rss_mb",
+                   "max_dev_vs_golden", "min_cosine_vs_original", "within_tol", "auto", "fastest_within_tol", "setup_s"]
 SWEEP_COLUMNS = ["model", "config", "batch_size", "workers", "threads_per_worker", "channels_last", "optimized",
                  "s_per_clip", "speedup_vs_baseline", "default"]
 
@@ -319,6 +327,26 @@ def job_model(name: str, args: argparse.Namespace, conv_ceiling: float | None) -
     }
 
 
+def backend_summary(rows: list[dict]) -> str:
+    """Per model: the auto choice, the fastest backend within tolerance, and the totals per 1000 clips."""
+    lines, auto_total, best_total, orig_total = [], 0.0, 0.0, 0.0
+    for name in dict.fromkeys(r["model"] for r in rows):
+        mine = [r for r in rows if r["model"] == name]
+        orig = next(r for r in mine if r["config"] == "original loop")
+        auto = next((r for r in mine if r.get("auto")), None)
+        best = next((r for r in mine if r.get("fastest_within_tol")), None)
+        orig_total += orig["s_per_1000_clips"]
+        auto_total += (auto or orig)["s_per_1000_clips"]
+        best_total += (best or orig)["s_per_1000_clips"]
+        lines.append(f"  {name}: auto -> {auto['backend'] if auto else '?'} "
+                     f"({auto['speedup_vs_original']:.2f}x the original loop)" if auto else f"  {name}: auto not measured")
+        if best:
+            lines[-1] += f"; fastest within tolerance: {best['config']} ({best['speedup_vs_original']:.2f}x)"
+    lines.append(f"  all models, per 1000 clips incl. decoding: original loop {orig_total:.0f} s, auto {auto_total:.0f} s, "
+                 f"fastest {best_total:.0f} s ({orig_total / auto_total:.2f}x / {orig_total / best_total:.2f}x)")
+    return "chosen backend per model:\n" + "\n".join(lines)
+
+
 def _knobs(engine) -> str:
     return (f"bs={engine.batch_size} w={engine.workers}x{engine.threads_per_worker}t"
             f"{' cl' if engine.channels_last else ''}{'' if engine.optimized else ' eager'}")
@@ -413,6 +441,124 @@ def job_sweep(name: str, args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def _golden_deviation(name: str, backend: str, precision: str, graph_dir: str) -> float:
+    """Max |difference| of ``backend`` from the reference outputs on the golden ``music`` input.
+
+    Uses the real checkpoint where ``LAB_WEIGHTS_DIR`` (default ``../shared/weights``) has it, else
+    the golden README's synthetic weights; NaN when the goldens are not on this machine.
+    """
+    import torch
+
+    from lab.embed import frame_windows
+    from lab.inference import InferenceEngine
+    from lab.models import build, model_class
+    from lab.models.synthetic import read_manifest, synthetic_state_dict
+    from lab.models.weights import load_strict
+
+    ref = Path(os.environ.get("LAB_REFERENCE_DIR", ROOT.parent / "shared" / "reference"))
+    weights = Path(os.environ.get("LAB_WEIGHTS_DIR", ROOT.parent / "shared" / "weights"))
+    golden = ref / "golden"
+    if not (golden / "inputs" / "music.npy").is_file():
+        return float("nan")
+    if (weights / "jamendo" / name / "best_model.pth").is_file():
+        model, wid = build(name, weights_dir=weights)
+        gdir = golden / name
+    else:
+        model = model_class(name)()
+        load_strict(model, synthetic_state_dict(name, read_manifest(ref / "state_dicts" / f"{name}.json")), "synthetic")
+        model, wid, gdir = model.eval(), f"synthetic-{name}", golden / "synthetic" / name
+    if not (gdir / "music_window_embeddings.npy").is_file():
+        return float("nan")
+    w, _ = frame_windows(np.load(golden / "inputs" / "music.npy"), model.info.input_length)
+    eng = InferenceEngine(model, backend=backend, precision=precision, weights_id=wid, graph_dir=graph_dir)
+    if eng.backend != backend:
+        return float("nan")
+    with eng:
+        e, t = eng.run(w)
+    return max(float(np.max(np.abs(e - np.load(gdir / "music_window_embeddings.npy")))),
+               float(np.max(np.abs(t - np.load(gdir / "music_tags.npy")))))
+
+
+def job_backends(name: str, args: argparse.Namespace, ceil: dict) -> list[dict]:
+    """Every backend x precision on the same windows, interleaved, best of --repeats; plus the original loop."""
+    import torch
+
+    from lab.backends import AUTO_BACKEND
+    from lab.embed import frame_windows
+    from lab.inference import InferenceEngine
+    from lab.models import build
+
+    model, wid = build(name, pretrained=False)
+    info = model.info
+    ds = bench_dataset(args.backend_clips, seconds=args.seconds, audio_dir=args.audio_dir)
+    ys, decode_s = _decode_all(ds, info.sample_rate)
+    windows = [frame_windows(y, info.input_length)[0] for y in ys]
+    all_windows = np.concatenate(windows)
+    n, n_windows = len(ys), len(all_windows)
+    gflop = flops_per_window(model) / 1e9
+
+    def baseline() -> tuple[np.ndarray, np.ndarray]:
+        out = []
+        with torch.no_grad():
+            for w in windows:
+                e, t = model.embed_and_tag(torch.from_numpy(w))
+                out.append((e.numpy(), t.numpy()))
+        return np.concatenate([e for e, _ in out]), np.concatenate([t for _, t in out])
+
+    graph_dir = tempfile.mkdtemp(prefix="lab-bench-graphs-")
+    configs: dict[str, tuple[Callable[[], tuple], dict]] = {}
+    configs["original loop"] = (baseline, {"backend": "original loop", "precision": "fp32", "ran_on": "torch eager",
+                                           "setup_s": 0.0, "note": "clip by clip, all windows of a clip in one batch"})
+    for backend in args.backend_list:
+        for precision in (("fp32", "bf16") if args.fast else ("fp32",)):
+            t0 = time.perf_counter()
+            eng = InferenceEngine(model, backend=backend, precision=precision, weights_id=wid, graph_dir=graph_dir)
+            setup = time.perf_counter() - t0
+
+            def run(eng=eng) -> tuple:
+                with eng:
+                    return eng.run(all_windows)
+            configs[f"{backend} {precision}"] = (run, {
+                "backend": backend, "precision": precision, "ran_on": eng.backend, "ran_precision": eng.choice.precision,
+                "setup_s": setup, "note": eng.choice.reason, "knobs": f"w={eng.workers}x{eng.threads_per_worker}t bs={eng.batch_size}"})
+    outs, peaks = {}, {}
+    for k, (fn, _) in configs.items():  # warm-up pass, also the outputs and the peak memory of each
+        fn()
+        reset_peak_rss()
+        outs[k] = fn()
+        peaks[k] = peak_rss_mb()
+    best = {k: math.inf for k in configs}
+    for _ in range(args.repeats):
+        for k, (fn, _) in configs.items():
+            best[k] = min(best[k], timed(fn))
+    ref_e, ref_t = outs["original loop"]
+    rows = []
+    for k, (_, meta) in configs.items():
+        e, t = outs[k]
+        s = best[k] / n
+        dev = max(float(np.max(np.abs(e - ref_e))), float(np.max(np.abs(t - ref_t))))
+        cos = float(np.min(np.sum(e * ref_e, 1) / (np.linalg.norm(e, axis=1) * np.linalg.norm(ref_e, axis=1) + 1e-30)))
+        gdev = float("nan")
+        if k != "original loop" and meta["ran_on"] == meta["backend"] and meta["precision"] == "fp32" and args.goldens:
+            gdev = _golden_deviation(name, meta["backend"], "fp32", graph_dir)
+        gfs = gflop * n_windows / best[k]
+        rows.append({
+            "model": name, "config": k, "backend": meta["backend"], "precision": meta.get("ran_precision", "fp32"),
+            "ran_on": meta["ran_on"], "s_per_clip": s, "speedup_vs_original": best["original loop"] / best[k],
+            "s_per_1000_clips": 1000 * (s + decode_s / n), "decode_s_per_clip": decode_s / n,
+            "gflops": gfs, "pct_conv_ceiling": 100 * gfs / ceil["conv_gflops"],
+            "pct_matmul_ceiling": 100 * gfs / ceil["matmul_gflops"], "peak_rss_mb": peaks[k],
+            "max_dev_vs_original": dev, "min_cosine_vs_original": cos, "max_dev_vs_golden": gdev,
+            "within_tol": bool(np.allclose(e, ref_e, **TOL) and np.allclose(t, ref_t, **TOL)),
+            "auto": meta["backend"] == AUTO_BACKEND.get(name, "torch") and meta["precision"] == "fp32",
+            "setup_s": meta["setup_s"], "knobs": meta.get("knobs", ""), "note": meta["note"],
+        })
+    exact = [r for r in rows if r["config"] != "original loop" and r["within_tol"] and r["ran_on"] == r["backend"]]
+    if exact:
+        min(exact, key=lambda r: r["s_per_clip"])["fastest_within_tol"] = True
+    return rows
+
+
 # --------------------------------------------------------------------------------------------
 # Driver
 # --------------------------------------------------------------------------------------------
@@ -425,7 +571,10 @@ def _run_job(kind: str, name: str, args: argparse.Namespace, extra: dict) -> obj
         result = Path(tmp) / "result.json"
         cmd = [sys.executable, "-m", "lab.bench", "--_job", kind, "--_name", name, "--_extra", json.dumps(extra),
                "--_result", str(result), "--clips", str(args.clips), "--seconds", str(args.seconds),
-               "--repeats", str(args.repeats)]
+               "--repeats", str(args.repeats), "--backend-clips", str(args.backend_clips),
+               "--backend-list", ",".join(args.backend_list)]
+        cmd += ["--fast"] if args.fast else []
+        cmd += [] if args.goldens else ["--no-goldens"]
         if args.audio_dir:
             cmd += ["--audio-dir", args.audio_dir]
         proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -439,7 +588,8 @@ def _dispatch(kind: str, name: str, args: argparse.Namespace, extra: dict) -> ob
 
     jobs = {"model": lambda: job_model(name, args, extra.get("conv_ceiling")),
             "memory": lambda: job_memory(name, args, int(extra["n"])),
-            "sweep": lambda: job_sweep(name, args)}
+            "sweep": lambda: job_sweep(name, args),
+            "backends": lambda: job_backends(name, args, extra["ceilings"])}
     lab_log = logging.getLogger("lab")
     level = lab_log.level
     lab_log.setLevel(logging.ERROR)  # no "RANDOM weights" warnings in the output
@@ -503,15 +653,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--memory-model", default=None, help="model for --check-memory (default: the first of --models)")
     p.add_argument("--memory-clips", type=int, default=None, help="N for --check-memory (default: --clips)")
     p.add_argument("--sweep", action="store_true", help="also time batch size x workers x channels_last per model")
+    p.add_argument("--backends", action=argparse.BooleanOptionalAction, default=True,
+                   help="the backend table: torch / onnxruntime / openvino per model (default on)")
+    p.add_argument("--backend-list", default=None, help="backends to compare (default: torch and every installed one)")
+    p.add_argument("--backend-clips", type=int, default=4, help="clips per model for the backend table (default %(default)s)")
+    p.add_argument("--fast", action="store_true", help="also time fast mode (precision=bf16) on every backend")
+    p.add_argument("--goldens", action=argparse.BooleanOptionalAction, default=True,
+                   help="max deviation of each backend from ../shared/reference/golden (default on)")
+    p.add_argument("--speed-table", action=argparse.BooleanOptionalAction, default=True,
+                   help="the baseline-vs-default table with end-to-end rate (default on)")
     p.add_argument("--inline", action="store_true", help="run every job in this process (peaks then mix)")
     for hidden in ("--_job", "--_name", "--_extra", "--_result"):
         p.add_argument(hidden, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
+    from lab.backends import BACKENDS, backend_version
+
+    args.backend_list = ([b.strip() for b in args.backend_list.split(",") if b.strip()] if args.backend_list
+                         else [b for b in BACKENDS if backend_version(b)])
+    bad_b = [b for b in args.backend_list if b not in BACKENDS]
+    if bad_b:
+        p.error(f"unknown backend(s) {', '.join(bad_b)}; choose from {', '.join(BACKENDS)}")
     bad = [m for m in args.models if m not in MODELS]
     if bad:
         p.error(f"unknown model(s) {', '.join(bad)}; choose from {', '.join(MODELS)}")
-    for k in ("clips", "repeats"):
+    for k in ("clips", "repeats", "backend_clips"):
         if getattr(args, k) < 1:
             p.error(f"--{k} must be >= 1")
     if args.audio_dir and not Path(args.audio_dir).is_dir():
@@ -536,17 +702,29 @@ def main(argv: list[str] | None = None) -> dict:
         f"oneDNN {info['mkldnn']}); python {info['python']}; {info['date']}",
         f"ceilings (default threads): fp32 matmul 2048^3 {ceil['matmul_gflops']:.0f} GFLOP/s; "
         f"3x3 conv 128->128 on 128x256 {ceil['conv_gflops']:.0f} GFLOP/s",
-        f"clips: {args.clips} x {source}; timings: best of {args.repeats} alternating passes; random weights",
+        f"clips: {args.clips} (speed table), {args.backend_clips} (backend table) x {source}; timings: best of {args.repeats} alternating passes; random weights",
         f"other load on the CPUs at start: {busy_before:.0f}% busy" if busy_before is not None else "other load: unknown",
     ]
     print("\n".join(head), flush=True)
 
     rows = []
-    for name in args.models:
-        print(f"  measuring {name} ...", flush=True)
-        rows.append(_run_job("model", name, args, {"conv_ceiling": ceil["conv_gflops"]}))
-    print()
-    print(_text_table(rows, CONSOLE))
+    if args.speed_table:
+        for name in args.models:
+            print(f"  measuring {name} ...", flush=True)
+            rows.append(_run_job("model", name, args, {"conv_ceiling": ceil["conv_gflops"]}))
+        print()
+        print(_text_table(rows, CONSOLE))
+
+    backend_rows: list[dict] = []
+    summary = ""
+    if args.backends:
+        for name in args.models:
+            print(f"  backends {name} ({', '.join(args.backend_list)}) ...", flush=True)
+            backend_rows += _run_job("backends", name, args, {"ceilings": ceil})
+        print()
+        print(_text_table(backend_rows, [(c, c) for c in BACKEND_CONSOLE]))
+        summary = backend_summary(backend_rows)
+        print(summary)
 
     mem_rows: list[dict] = []
     if args.check_memory:
@@ -572,9 +750,14 @@ def main(argv: list[str] | None = None) -> dict:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    _write_csv(out / "bench.csv", rows, COLUMNS)
-    md = ["# lab.bench: embedding extraction speed", "", *[f"- {h}" for h in head], f"- {tail}", "",
-          _md_table(rows, COLUMNS), ""]
+    md = ["# lab.bench: embedding extraction speed", "", *[f"- {h}" for h in head], f"- {tail}", ""]
+    if rows:
+        _write_csv(out / "bench.csv", rows, COLUMNS)
+        md += [_md_table(rows, COLUMNS), ""]
+    if backend_rows:
+        _write_csv(out / "backends.csv", backend_rows, BACKEND_COLUMNS)
+        md += ["## Backends (model seconds per clip, best pass; `*` = fastest within the golden tolerance)", "",
+               _md_table(backend_rows, BACKEND_COLUMNS), "", summary, ""]
     if mem_rows:
         _write_csv(out / "memory.csv", mem_rows, MEMORY_COLUMNS)
         md += ["## Memory (streaming)", "", f"- {mem_note}", "", _md_table(mem_rows, MEMORY_COLUMNS), ""]
@@ -587,7 +770,8 @@ def main(argv: list[str] | None = None) -> dict:
            "`max_abs_diff` = ours vs baseline outputs; `within_tol` = allclose(rtol=atol=1e-4).", ""]
     (out / "bench.md").write_text("\n".join(md))
     print(f"wrote {out / 'bench.csv'} and {out / 'bench.md'}")
-    return {"rows": rows, "memory": mem_rows, "sweep": sweep_rows, "ceilings": ceil, "machine": info}
+    return {"rows": rows, "memory": mem_rows, "sweep": sweep_rows, "backends": backend_rows, "ceilings": ceil,
+            "machine": info, "busy_before": busy_before, "busy_after": busy_after}
 
 
 if __name__ == "__main__":

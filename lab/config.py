@@ -98,3 +98,10 @@ def validate(cfg: DictConfig) -> None:
     _bool(e.progress, "embed.progress")
     if str(e.get("device") or "cpu").split(":")[0] not in ("cpu", "cuda", "mps"):
         raise LabError(f"embed.device={e.device!r} must be cpu, cuda (or cuda:N) or mps")
+    # Inference backend, fast mode and shard: checked before any work, one sentence each.
+    from lab.backends import parse_backend, parse_precision
+    from lab.sharding import parse_shard
+
+    parse_backend(e.get("backend") or "auto")
+    parse_precision(e.get("precision") or "fp32")
+    parse_shard(e.get("shard"))

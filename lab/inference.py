@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import re
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,7 +19,10 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from lab.backends import load_backend, parse_precision, torch_bf16
+from lab.errors import LabError
 from lab.models.base import Tagger
+from lab.sharding import shard_indices  # noqa: F401 - re-exported: extraction's shard option lives here
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +122,7 @@ def optimize_for_inference(model: Tagger, *, channels_last: bool = False, check:
     if check:
         rng = np.random.default_rng(0)
         probe = torch.from_numpy((0.1 * rng.standard_normal((1, model.info.input_length))).astype(np.float32))
+        probe = probe.to(next(model.parameters()).device)
         with torch.inference_mode():
             want, got = model.forward_features(probe), fast.forward_features(probe.clone())
         bad = [k for k in want if not torch.allclose(got[k], want[k], **CHECK_TOL)]
@@ -138,10 +143,20 @@ class InferenceEngine:
     """
 
     def __init__(self, model: Tagger, *, batch_size: int | None = None, workers: int | None = None,
-                 channels_last: bool | None = None, optimize: bool = True, device: str = "cpu") -> None:
+                 channels_last: bool | None = None, optimize: bool = True, device: str = "cpu",
+                 backend: str = "torch", precision: str = "fp32", weights_id: str | None = None,
+                 graph_dir: str | os.PathLike | None = None) -> None:
         knobs = DEFAULT_KNOBS.get(model.info.name, InferenceKnobs())
         self.device = torch.device(device)
         on_cpu = self.device.type == "cpu"
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise LabError(f"embed.device={device} was asked for, but torch sees no CUDA GPU; use embed.device=cpu")
+        self.precision = parse_precision(precision)
+        if self.device.type == "cuda" and precision == "fp32":
+            # TF32 convolutions/matmuls (torch's cuDNN default) differ from fp32 by ~1e-3, outside
+            # the golden tolerance; exact mode turns them off (process-wide, like torch's flag).
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
         # An accelerator wants big batches from one thread; the CPU knobs were measured for cores.
         self.batch_size = (knobs.batch_size if on_cpu else 16) if batch_size is None else batch_size
         budget = torch.get_num_threads()
@@ -152,15 +167,30 @@ class InferenceEngine:
         self.threads_per_worker = max(1, budget // self.workers) if self.workers > 1 else budget
         self.channels_last = knobs.channels_last if channels_last is None else channels_last
         self.optimized = optimize
-        self.model = optimize_for_inference(model, channels_last=self.channels_last) if optimize else model
-        if not on_cpu:
-            self.model = self.model.to(self.device)
+        # An exported graph (ONNX Runtime / OpenVINO) where the backend asks for one and passes the
+        # probe check; else PyTorch: the optimized copy (or the model), maybe under bf16 autocast.
+        runner, self.choice = load_backend(model, weights_id=weights_id or "unknown", backend=backend,
+                                           precision=precision, cache_dir=graph_dir, threads=self.threads_per_worker,
+                                           streams=self.workers, device=self.device.type)
+        if runner is None:
+            runner = optimize_for_inference(model, channels_last=self.channels_last) if optimize else model
+            if not on_cpu:
+                runner = runner.to(self.device)
+            if self.precision == "bf16":
+                runner, why = torch_bf16(runner, reference=model)
+                if why:
+                    self.choice.reason = "; ".join(r for r in (self.choice.reason, why) if r)
+                    self.choice.precision = "fp32"
+        else:
+            self.optimized = False  # the backend optimizes its own graph
+        self.model = runner
+        self.backend = self.choice.backend
         self.max_inflight = 2 * self.workers  # batches submitted but not collected: bounds memory
         self._pool: ThreadPoolExecutor | None = None
         self._saved_threads: int | None = None
 
     def describe(self) -> str:
-        return (f"device={self.device} batch_size={self.batch_size} workers={self.workers}x{self.threads_per_worker}thr "
+        return (f"backend={self.backend} precision={self.choice.precision} device={self.device} batch_size={self.batch_size} workers={self.workers}x{self.threads_per_worker}thr "
                 f"channels_last={self.channels_last} optimized={self.optimized}")
 
     def __enter__(self) -> "InferenceEngine":

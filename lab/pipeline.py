@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 
 from lab.datasets import Dataset, build_dataset
 from lab.embed import Embeddings, extract
+from lab.sharding import parse_shard, shard_of
 from lab.errors import LabError
 from lab.filelock import exclusive
 from lab.models import build, tag_names
@@ -66,12 +67,22 @@ def embed(cfg: DictConfig, dataset: Dataset, loaded: LoadedModel, tracker=None) 
     if e.get("num_threads"):
         torch.set_num_threads(int(e.num_threads))
     cache_dir = to_absolute_path(str(cfg.paths.cache))
+    shard = e.get("shard")
+    lock = ".extract.lock"
+    if parse_shard(shard) is not None:
+        # embed.shard=I/N: only this shard's clips (positions in id order), under a lock of its
+        # own, so N shard jobs fill one cache side by side instead of queueing on the model lock.
+        i, n, layout = parse_shard(shard)
+        dataset = dataset.subset(shard_of([c.id for c in dataset.clips], shard))
+        lock = f".extract-{i}of{n}-{layout}.lock"
+        log.info("embed.shard=%s: %d clips of this shard", shard, len(dataset.clips))
     # One lock per (cache folder, model): parallel sweep jobs wait for the one extracting, then
     # read its cache, so a model's embeddings are computed once even with 2+ workers.
-    with exclusive(Path(cache_dir) / loaded.name / ".extract.lock"):
+    with exclusive(Path(cache_dir) / loaded.name / lock):
         emb = extract(dataset, loaded.model, weights_id=loaded.weights_id, cache_dir=cache_dir,
                       batch_size=e.get("batch_size"), workers=e.get("workers"), progress=e.progress,
-                      device=e.get("device") or "cpu")
+                      device=e.get("device") or "cpu", backend=e.get("backend") or "auto",
+                      precision=e.get("precision") or "fp32")
     log_embedded(tracker, dataset, emb, loaded)
     if len(emb.clips) == 0:
         raise LabError(f"no usable audio in dataset={dataset.name} ({len(emb.skipped)} of {len(dataset.clips)} files skipped)")

@@ -33,7 +33,7 @@ def _read_csv(path):
 def test_bench_runs_one_model_on_one_short_clip(tmp_path, capsys):
     out = tmp_path / "bench"
     res = bench.main(["--models", "sample", "--clips", "1", "--seconds", "4", "--repeats", "1",
-                      "--no-check-memory", "--out", str(out)])
+                      "--no-check-memory", "--no-backends", "--out", str(out)])
     printed = capsys.readouterr().out
     assert "machine:" in printed and "ceilings" in printed and "sample" in printed
     assert res["ceilings"]["matmul_gflops"] > 0 and res["ceilings"]["conv_gflops"] > 0
@@ -54,7 +54,7 @@ def test_bench_runs_one_model_on_one_short_clip(tmp_path, capsys):
 def test_bench_memory_check_reports_n_4n_16n(tmp_path, capsys):
     out = tmp_path / "bench"
     res = bench.main(["--models", "sample", "--clips", "1", "--seconds", "4", "--repeats", "1", "--inline",
-                      "--memory-clips", "1", "--out", str(out)])
+                      "--memory-clips", "1", "--no-backends", "--out", str(out)])
     assert "peak RSS of extract()" in capsys.readouterr().out
     fields, mem = _read_csv(out / "memory.csv")
     assert fields == bench.MEMORY_COLUMNS
@@ -95,3 +95,24 @@ def test_default_inference_path_matches_golden(name):
         emb, tags = engine.run(x[: n * L].reshape(n, L))
         np.testing.assert_allclose(emb, np.load(gdir / f"{inp}_window_embeddings.npy"), **TOL, err_msg=f"{name}/{inp}")
         np.testing.assert_allclose(tags, np.load(gdir / f"{inp}_tags.npy"), **TOL, err_msg=f"{name}/{inp} tags")
+
+
+@pytest.mark.slow  # ~15 s on an idle 2-core machine, minutes under load: three paths, an ONNX export, the goldens
+def test_backend_table_marks_the_choice_and_checks_goldens(tmp_path, capsys):
+    """One short clip through the original loop, torch and onnxruntime; goldens checked per backend."""
+    out = tmp_path / "bench"
+    res = bench.main(["--models", "sample", "--backend-clips", "1", "--seconds", "4", "--repeats", "1", "--inline",
+                      "--no-check-memory", "--no-speed-table", "--backend-list", "torch,onnxruntime", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert "chosen backend per model" in printed and "per 1000 clips" in printed
+    fields, rows = _read_csv(out / "backends.csv")
+    assert fields == bench.BACKEND_COLUMNS
+    assert [r["config"] for r in rows] == ["original loop", "torch fp32", "onnxruntime fp32"]
+    for r in rows:
+        assert float(r["s_per_clip"]) > 0 and float(r["peak_rss_mb"]) > 0 and r["within_tol"] == "True"
+    for r in rows[1:]:
+        assert r["ran_on"] == r["backend"]
+        if (REFERENCE / "golden" / "manifest.json").exists():
+            assert float(r["max_dev_vs_golden"]) <= 1e-4
+    assert sum(r["fastest_within_tol"] == "True" for r in rows) == 1
+    assert len(res["backends"]) == 3 and "## Backends" in (out / "bench.md").read_text()

@@ -90,7 +90,10 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
     if rogues:
         shown = rogues[:5]
         log.info("rogue songs (%d of %d shown): %s", len(shown), len(rogues), ", ".join(f"{r['id']} (in {r['sits_in']})" for r in shown))
-    xy, hit = cached_tsne(emb.X, seed=seed, perplexity=cfg.experiment.tsne_perplexity, cache_dir=to_absolute_path(str(cfg.paths.cache)))
+    # The map does not depend on the clustering, so one seed for it (experiment.tsne_seed, default
+    # 0): a sweep over seeds reads one cached map per model instead of computing one per seed.
+    tsne_seed = cfg.experiment.get("tsne_seed")
+    xy, hit = cached_tsne(emb.X, seed=seed if tsne_seed is None else int(tsne_seed), perplexity=cfg.experiment.tsne_perplexity, cache_dir=to_absolute_path(str(cfg.paths.cache)))
     tracker.log_metrics({"tsne_cached": float(hit)})
     marked = {r["row"]: f"{ids[r['row']].rsplit('/', 1)[-1]} -> {r['sits_in']}" for r in rogues}
     tracker.log_figure(plots.embedding_map(xy, y, title=f"t-SNE of {cfg.model.name} embeddings ({dataset.name}, {len(y)} songs); "

@@ -186,8 +186,8 @@ class CNNSA(MelTagger):
         self.dropout = nn.Dropout(0.5)
         self.dense = nn.Linear(c.n_embd, c.n_tags)
 
-    def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        h = self.normalized_logmel(x)  # (B, 1, 128, 938)
+    def forward_from_frontend(self, db: torch.Tensor) -> dict[str, torch.Tensor]:
+        h = self.spec_bn(db.unsqueeze(1))  # (B, 1, 128, 938)
         h = self.run_layers(h)  # (B, 256, 1, 118)
         tokens = h.squeeze(2).transpose(1, 2)  # one token per time step: (B, 118, 256)
         cls = self.cls_token.to(tokens.dtype).expand(tokens.shape[0], 1, -1)  # (B, 1, 256)

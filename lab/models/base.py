@@ -57,6 +57,14 @@ class Tagger(nn.Module):
         """
         raise NotImplementedError(f"{self.info.name} has no spectrogram front end")
 
+    def forward_from_frontend(self, db: torch.Tensor) -> dict[str, torch.Tensor]:
+        """:meth:`frontend`'s output -> the outputs of :meth:`forward_features`.
+
+        The part after the spectrogram, which exports to ONNX (``torch.stft`` does not: complex
+        tensors); ``forward_features(x) == forward_from_frontend(frontend(x))`` op for op.
+        """
+        raise NotImplementedError(f"{self.info.name} has no spectrogram front end")
+
     def embed_and_tag(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, input_length) -> ((B, dim) embedding, (B, 50) probabilities)."""
         out = self.forward_features(x)

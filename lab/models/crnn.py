@@ -45,8 +45,8 @@ class CRNN(MelTagger):
         self.dropout = nn.Dropout(0.5)
         self.dense = nn.Linear(c.gru_hidden, c.n_tags)
 
-    def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        h = self.normalized_logmel(x)  # (B, 1, 96, 1813)
+    def forward_from_frontend(self, db: torch.Tensor) -> dict[str, torch.Tensor]:
+        h = self.spec_bn(db.unsqueeze(1))  # (B, 1, 96, 1813)
         h = self.run_layers(h)  # (B, 128, 1, 18)
         seq = h.squeeze(2).transpose(1, 2)  # (B, 18, 128): time-major for the GRU
         out, _ = self.layer5(seq)  # (B, 18, 32), top layer only

@@ -40,8 +40,8 @@ class FCN(MelTagger):
         self.dropout = nn.Dropout(0.5)
         self.dense = nn.Linear(c.channels[-1], c.n_tags)
 
-    def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        h = self.normalized_logmel(x)  # (B, 1, 96, 1813)
+    def forward_from_frontend(self, db: torch.Tensor) -> dict[str, torch.Tensor]:
+        h = self.spec_bn(db.unsqueeze(1))  # (B, 1, 96, 1813)
         h = self.run_layers(h)  # (B, 64, 1, 1)
         emb = h.flatten(1)  # (B, 64)
         return {"embedding": emb, "tags": torch.sigmoid(self.dense(self.dropout(emb)))}

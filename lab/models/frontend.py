@@ -92,6 +92,10 @@ class MelTagger(Tagger):
         self.check_input(x)
         return self.spec_bn(self.frontend(x).unsqueeze(1))
 
+    def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.check_input(x)
+        return self.forward_from_frontend(self.frontend(x))
+
 
 class Conv2dBlock(nn.Module):
     """Conv2d 3x3 (pad 1) -> BatchNorm2d -> ReLU -> MaxPool2d(pool). Keys ``conv``, ``bn``."""

@@ -134,7 +134,10 @@ class HarmonicCNN(Tagger):
 
     def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         self.check_input(x)
-        h = self.hstft_bn(self.frontend(x))  # (B, 6, 128, 313)
+        return self.forward_from_frontend(self.frontend(x))
+
+    def forward_from_frontend(self, db: torch.Tensor) -> dict[str, torch.Tensor]:
+        h = self.hstft_bn(db)  # (B, 6, 128, 313)
         h = self.run_layers(h)  # (B, 256, 1, 1)
         # The reference global-max-pools over time here; time is already 1 for 5 s windows.
         trunk = h.amax(dim=(2, 3))  # (B, 256)

@@ -104,8 +104,8 @@ class Musicnn(MelTagger):
         self.dropout = nn.Dropout(0.5)
         self.dense2 = nn.Linear(c.dense_dim, c.n_tags)
 
-    def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        h = self.normalized_logmel(x)  # (B, 1, 96, 188)
+    def forward_from_frontend(self, db: torch.Tensor) -> dict[str, torch.Tensor]:
+        h = self.spec_bn(db.unsqueeze(1))  # (B, 1, 96, 188)
         front = torch.cat([layer(h) for layer in self.layers], dim=1)  # (B, 561, 188)
 
         # Back end: every block after the first is residual; all three outputs are kept.
