@@ -16,9 +16,25 @@ from lab.models import REGISTRY, model_info
 from lab.models.weights import UPSTREAM_URL, checkpoint_path
 
 
+def parse_args(argv: list[str]) -> tuple[bool, list[str]]:
+    """(``--available`` given, Hydra overrides); ``--help`` prints usage, an unknown flag stops with one sentence."""
+    import argparse
+
+    p = argparse.ArgumentParser(
+        prog="python -m lab.models",
+        description="Which of the seven taggers have their checkpoint on this machine, and where each is expected.",
+        epilog="e.g. python -m lab.models paths.weights=../shared/weights   |   python -m lab.models --available")
+    p.add_argument("--available", action="store_true", help="print only the names of models whose checkpoint exists")
+    p.add_argument("overrides", nargs="*", help="the same key=value overrides python -m lab takes (e.g. paths.weights=DIR)")
+    args, unknown = p.parse_known_args(argv)
+    if unknown:
+        p.error(f"unknown option {unknown[0]}; the options are --available and --help, the rest are key=value overrides")
+    return args.available, args.overrides
+
+
 def main(argv: list[str]) -> int:
-    available_only = "--available" in argv
-    cfg = compose_from_args([a for a in argv if a != "--available"])
+    available_only, overrides = parse_args(argv)
+    cfg = compose_from_args(overrides)
     wdir = to_absolute_path(str(cfg.paths.weights))
     rows = []
     for name in REGISTRY:
