@@ -55,6 +55,8 @@ def scan_labelled_folders(root: Path, extensions: tuple[str, ...]) -> list[Clip]
     clips = []
     for label_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for f in sorted(label_dir.rglob("*")):
-            if f.is_file() and f.suffix.lower() in extensions and not f.name.startswith("."):
+            # Links that point nowhere (or at themselves) are kept: they are skipped later with a
+            # counted reason instead of vanishing from the dataset without a word.
+            if (f.is_file() or f.is_symlink()) and f.suffix.lower() in extensions and not f.name.startswith("."):
                 clips.append(Clip(id=f"{label_dir.name}/{f.relative_to(label_dir).as_posix()}", label=label_dir.name, path=str(f)))
     return clips
