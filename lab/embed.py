@@ -39,6 +39,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from tqdm.auto import tqdm
 
 from lab.audio import AudioError
+from lab.errors import LabError
 from lab.datasets.base import Clip, Dataset
 from lab.models.base import Tagger
 
@@ -46,6 +47,11 @@ log = logging.getLogger(__name__)
 
 WINDOW_POLICY = "nonoverlap-from0-droptail-padshort"
 CODE_VERSION = "1"  # bump when the embedding computation changes
+
+
+def plural(n: int, word: str) -> str:
+    """``1 clip``, ``4 clips`` (log lines read "1 clips" before)."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def frame_windows(y: np.ndarray, length: int) -> tuple[np.ndarray, bool]:
@@ -74,29 +80,48 @@ class EmbeddingCache:
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.npz"
 
-    def get(self, key: str) -> dict[str, np.ndarray] | None:
+    def get(self, key: str, expect: dict[str, str] | None = None) -> dict[str, np.ndarray] | None:
+        """The entry ``key``, or None when absent, unreadable, or its stored ``meta_<name>`` differ from ``expect``.
+
+        ``expect`` (model, weights id, sample rate, window length) is checked against what the entry
+        says it holds: the key hashes them too, but an entry copied or renamed by hand must not be used.
+        """
         p = self.path(key)
         if not p.is_file():
             return None
         try:
             with np.load(p) as z:
-                return {k: z[k] for k in z.files}
+                entry = {k: z[k] for k in z.files}
         except Exception:  # noqa: BLE001 - a damaged entry is recomputed, not fatal
             log.warning("cache entry %s is unreadable; recomputing it", p)
             return None
+        for name, want in (expect or {}).items():
+            got = entry.get(f"meta_{name}")
+            if got is not None and str(got) != str(want):  # entries from before the meta fields carry none
+                log.warning("cache entry %s holds %s=%s, not %s; recomputing it", p, name, got, want)
+                return None
+        return entry
 
     def put(self, key: str, arrays: dict[str, np.ndarray]) -> None:
+        """Write the entry atomically; a failed write (e.g. a full disk) raises one sentence and leaves no file."""
         p = self.path(key)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=".tmp-", suffix=".npz")
+        tmp = None
         try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=".tmp-", suffix=".npz")
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, **arrays)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, p)
+        except OSError as err:
+            if tmp:
+                Path(tmp).unlink(missing_ok=True)
+            raise LabError(f"cannot write the embedding cache entry {p} ({err.strerror or err}); earlier entries are "
+                           f"intact: free space there or point paths.cache (LAB_CACHE_DIR) at another disk, then re-run") from err
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            if tmp:
+                Path(tmp).unlink(missing_ok=True)
             raise
 
 
@@ -364,10 +389,11 @@ def extract(
     skipped: list[tuple[str, str, str]] = []
     padded: list[str] = []
     todo: list[tuple[int, str | None]] = []
+    meta = {"model": info.name, "weights_id": weights_id, "sr": str(info.sample_rate), "input_length": str(info.input_length)}
     for i, clip in enumerate(dataset.clips):
         key = cache_key(model=info.name, weights_id=weights_id, fingerprint=dataset.fingerprint(clip),
                         sr=info.sample_rate, input_length=info.input_length) if cache else None
-        hit = cache.get(key) if cache else None
+        hit = cache.get(key, expect=meta) if cache else None
         if hit is not None:
             results[i] = _summary(hit["window_embeddings"], hit["window_tags"])
             if bool(hit.get("padded", False)):
@@ -389,7 +415,8 @@ def extract(
 
     if todo:
         engine = InferenceEngine(model, batch_size=batch_size, workers=workers, optimize=optimize)
-        log.info("embedding %d clips with %s: %s", len(todo), info.name, engine.describe())
+        log.info("decoding and embedding %s not in the cache with %s (unusable audio is skipped and counted): %s",
+                 plural(len(todo), "clip"), info.name, engine.describe())
         pending: dict[int, _Pending] = {}
         inflight: deque[tuple[Future, list[tuple[int, int, int]]]] = deque()  # batch, [(clip, first window, n)]
         parts: list[np.ndarray] = []
@@ -410,7 +437,8 @@ def extract(
                     del pending[i]
                     results[i] = _summary(p.emb, p.tags)
                     if cache:
-                        cache.put(p.key, {"window_embeddings": p.emb, "window_tags": p.tags, "padded": np.array(p.padded)})
+                        cache.put(p.key, {"window_embeddings": p.emb, "window_tags": p.tags, "padded": np.array(p.padded),
+                                          **{f"meta_{k}": np.array(v) for k, v in meta.items()}})
 
         def submit() -> None:
             nonlocal filled
@@ -459,7 +487,7 @@ def extract(
     X = np.stack([results[i][0] for i in order]).astype(np.float32) if order else np.zeros((0, info.embedding_dim), np.float32)
     T = np.stack([results[i][1] for i in order]).astype(np.float32) if order else np.zeros((0, 50), np.float32)
     n_windows = np.array([results[i][2] for i in order], dtype=int)
-    log.info("embeddings for %d clips: %d from cache, %d computed, %d skipped, %d padded",
-             len(order), hits, len(todo) - len(skipped), len(skipped), len(padded))
+    log.info("embeddings for %s: %d from cache, %d computed, %d skipped, %d padded",
+             plural(len(order), "clip"), hits, len(todo) - len(skipped), len(skipped), len(padded))
     return Embeddings(X=X, tags=T, clips=clips, n_windows=n_windows, skipped=skipped, padded=padded,
                       hits=hits, misses=len(todo) - len(skipped))
