@@ -285,14 +285,14 @@ class Tracker:
     def log_dataset(self, name: str, *, digest: str, source: str, n_rows: int, context: str = "eval") -> None:
         """Record the dataset as an MLflow dataset input (the UI's Datasets column and filter).
 
-        ``digest`` is the dataset's fingerprint (MLflow keeps 36 characters of it; the whole one
+        ``digest`` is the dataset's fingerprint (12 hex characters, as short as MLflow's own; the whole one
         goes into the input's ``fingerprint`` tag); ``source`` its root folder or generator URI.
         """
         from mlflow.entities import Dataset as MlflowDataset
         from mlflow.entities import DatasetInput, InputTag
 
         src_type = "local" if "://" not in source else source.split("://", 1)[0]
-        ds = MlflowDataset(name=name, digest=digest[:36], source_type=src_type, source=json.dumps({"uri": source}),
+        ds = MlflowDataset(name=name, digest=digest[:12], source_type=src_type, source=json.dumps({"uri": source}),
                            profile=json.dumps({"num_rows": int(n_rows)}))
         tags = [InputTag("mlflow.data.context", context), InputTag("fingerprint", digest)]
         self.client.log_inputs(self.run_id, datasets=[DatasetInput(ds, tags)])

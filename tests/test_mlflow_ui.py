@@ -85,7 +85,7 @@ def test_the_sweeps_ui_link_lists_its_runs_with_dataset_and_headline_metric(tmp_
     names = sorted(r.info.run_name for r in runs)
     acc = {r.info.run_name: r.data.metrics["accuracy"] for r in runs}
 
-    with browser_page(width=1600, height=900) as page:
+    with browser_page(width=2200, height=900) as page:  # wide: the added column is on screen
         page.goto(link, timeout=120_000)
         for name in names:  # the runs view itself, not the GenAI overview
             page.get_by_text(name).first.wait_for(timeout=120_000)
