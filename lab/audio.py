@@ -71,7 +71,8 @@ def _decoder_message(path: Path, err: Exception) -> str:
     return str(err).strip().splitlines()[0][:200]
 
 
-def load(path: str | Path, *, sr: int = 16000, mono: bool = True, min_seconds: float = 1.0) -> np.ndarray:
+def load(path: str | Path, *, sr: int = 16000, mono: bool = True, min_seconds: float = 1.0,
+         offset: float = 0.0, duration: float | None = None) -> np.ndarray:
     """Decode ``path`` to float32 at ``sr`` Hz.
 
     Parameters
@@ -84,6 +85,9 @@ def load(path: str | Path, *, sr: int = 16000, mono: bool = True, min_seconds: f
         Down-mix by channel mean, as ``librosa.load`` does.
     min_seconds : float >= 0
         Shorter audio raises :class:`AudioError` (reason ``too_short``).
+    offset, duration : float >= 0, float > 0 or None
+        Decode only ``duration`` seconds starting ``offset`` seconds in (an excerpt of a long
+        recording); ``None`` reads to the end.
 
     Returns
     -------
@@ -100,7 +104,7 @@ def load(path: str | Path, *, sr: int = 16000, mono: bool = True, min_seconds: f
         with warnings.catch_warnings():
             # librosa warns before falling back to audioread; the failure itself is reported below.
             warnings.simplefilter("ignore")
-            y, _ = librosa.load(path, sr=sr, mono=mono)
+            y, _ = librosa.load(path, sr=sr, mono=mono, offset=offset, duration=duration)
     except librosa.util.exceptions.ParameterError as err:
         # librosa checks the decoded buffer (down-mix, resampling) and refuses NaN/inf samples itself.
         if "finite" in str(err):

@@ -7,7 +7,7 @@ decoded clips and in one fresh subprocess per model (so peak memory does not mix
   ``--audio-dir``), reported apart from model time;
 * BASELINE, the original way of working: clip after clip, all windows of one clip in one batch,
   float32 eager under ``torch.no_grad``, torch's default threads;
-* OURS, the default path of :func:`lab.embed.extract` (:class:`lab.embed.InferenceEngine` with the
+* OURS, the default path of :func:`lab.embed.extract` (:class:`lab.inference.InferenceEngine` with the
   model's ``DEFAULT_KNOBS``) over the same windows, and the speedup; both are the best of
   ``--repeats`` passes run alternately, so load from other processes hits both alike;
 * the end-to-end rate of ``extract`` itself (decoding in its background thread, no cache);
@@ -19,7 +19,7 @@ decoded clips and in one fresh subprocess per model (so peak memory does not mix
 * that OURS agrees with BASELINE within the golden tolerance (rtol = atol = 1e-4).
 
 ``--sweep`` additionally times a grid of knobs (batch size x workers x channels_last) per model:
-the measurements behind ``lab.embed.DEFAULT_KNOBS``.
+the measurements behind ``lab.inference.DEFAULT_KNOBS``.
 
 Writes ``bench.csv`` and ``bench.md`` (plus ``memory.csv``, ``sweep.csv``) to ``--out``
 (default ``bench_results/``, git-ignored) and prints the table with the machine in the header.
@@ -238,7 +238,8 @@ def _decode_all(ds, sr: int) -> tuple[list[np.ndarray], float]:
 def job_model(name: str, args: argparse.Namespace, conv_ceiling: float | None) -> dict:
     import torch
 
-    from lab.embed import InferenceEngine, extract, frame_windows
+    from lab.embed import extract, frame_windows
+    from lab.inference import InferenceEngine
     from lab.models import build
 
     model, wid = build(name, pretrained=False)
@@ -362,7 +363,8 @@ def job_sweep(name: str, args: argparse.Namespace) -> list[dict]:
     """Time a grid of knobs on the same windows, round-robin, best of --repeats; plus the baseline."""
     import torch
 
-    from lab.embed import DEFAULT_KNOBS, InferenceEngine, InferenceKnobs, frame_windows
+    from lab.embed import frame_windows
+    from lab.inference import DEFAULT_KNOBS, InferenceEngine, InferenceKnobs
     from lab.models import build
 
     model, _ = build(name, pretrained=False)

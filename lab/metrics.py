@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn import metrics as skm
+from sklearn.metrics.cluster import contingency_matrix
 
 UNASSIGNED = "(unmatched)"
 
@@ -46,10 +47,7 @@ def hungarian_assignment(labels_true: np.ndarray, labels_pred: np.ndarray) -> As
     validate(labels_true, labels_pred)
     genres = sorted(set(labels_true.tolist()))
     clusters = sorted(set(labels_pred.tolist()))
-    gi = {g: i for i, g in enumerate(genres)}
-    ci = {c: j for j, c in enumerate(clusters)}
-    table = np.zeros((len(genres), len(clusters)), dtype=int)
-    np.add.at(table, ([gi[g] for g in labels_true.tolist()], [ci[c] for c in labels_pred.tolist()]), 1)
+    table = contingency_matrix(labels_true, labels_pred)  # rows/columns in sorted label order, as above
     rows, cols = linear_sum_assignment(table, maximize=True)
     mapping = {int(clusters[c]): genres[r] for r, c in zip(rows, cols)}
     return Assignment(genres, [int(c) for c in clusters], table, mapping, float(table[rows, cols].sum() / labels_true.size))

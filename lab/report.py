@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from lab import tracking
-    from lab.config import compose_from_args
+    from lab.compose import compose_from_args
     from lab.errors import LabError
 
     uri = args.tracking_uri or tracking.resolve_tracking_uri(compose_from_args(args.overrides))

@@ -347,20 +347,24 @@ def ensure_experiment(cfg: DictConfig) -> str:
 
 
 def run_tags(cfg: DictConfig) -> dict[str, str]:
-    """The comparison tags of a run, read from the config groups."""
-    tags = {
-        "experiment": cfg.experiment.name,
-        "model": cfg.model.name,
-        "dataset": cfg.dataset.name,
-        "seed": cfg.seed,
-        "pretrained": str(bool(cfg.model.get("pretrained", True))).lower(),
-        "embedding_dim": cfg.model.get("embedding_dim"),
-    }
-    if cfg.get("clusterer"):
-        tags["clusterer"] = cfg.clusterer.name
-    if cfg.get("cluster_count"):
-        tags["k"] = cfg.cluster_count.k
-    if cfg.dataset.name == "synth":
+    """The comparison tags of a run: the choice of every config group the experiment declares.
+
+    ``experiment.groups`` in ``conf/experiment/<name>.yaml`` lists them; a group is tagged with its
+    ``name`` (``cluster_count`` with its ``k``), and the model adds the facts runs are compared by.
+    """
+    tags: dict[str, object] = {"experiment": cfg.experiment.name, "seed": cfg.seed}
+    for group in cfg.experiment.get("groups") or []:
+        section = cfg.get(group)
+        if section is None:
+            continue
+        if group == "cluster_count":
+            tags["k"] = section.get("k")
+        else:
+            tags[group] = section.get("name")
+    if "model" in tags:
+        tags |= {"pretrained": str(bool(cfg.model.get("pretrained", True))).lower(),
+                 "embedding_dim": cfg.model.get("embedding_dim"), "corpus": cfg.model.get("corpus")}
+    if cfg.get("dataset") is not None and cfg.dataset.get("_target_", "").endswith("SynthDataset"):
         tags["data_note"] = "synthetic audio, not real music"
     return {k: str(v) for k, v in tags.items() if v is not None}
 
@@ -378,10 +382,8 @@ def start_run(cfg: DictConfig) -> Iterator[Tracker]:
     tags = run_tags(cfg) | {"git_commit": git_commit(), "multirun": str(multirun).lower(), "config_hash": config_hash(cfg)}
     if sweep_id:
         tags["sweep_id"] = str(sweep_id)
-    run_name = "-".join(str(x) for x in (name, cfg.model.name, cfg.dataset.name,
-                                         cfg.clusterer.name if cfg.get("clusterer") else None,
-                                         f"k{cfg.cluster_count.k}" if cfg.get("cluster_count") else None,
-                                         f"s{cfg.seed}") if x)
+    run_name = "-".join([name] + [f"k{v}" if k == "k" else v for k, v in tags.items()
+                                  if k in set(cfg.experiment.get("groups") or []) | {"k"}] + [f"s{cfg.seed}"])
     run = client.create_run(exp_id, run_name=run_name, tags=tags)
     tracker = Tracker(client, run.info.run_id, exp_id, dpi=figure_dpi(cfg))
     log.info("MLflow run %s (%s) in experiment %r at %s", run.info.run_id, run_name, name, uri)

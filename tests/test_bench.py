@@ -10,7 +10,8 @@ import pytest
 
 from lab import bench
 from lab.datasets.synth import SynthDataset
-from lab.embed import InferenceEngine, extract
+from lab.embed import extract
+from lab.inference import InferenceEngine
 from lab.models import build
 
 from conftest import REFERENCE, need

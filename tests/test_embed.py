@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from lab.datasets.folder import load_folder
-from lab.embed import EmbeddingCache, extract, frame_windows
+from lab.embed import EmbeddingCache, IssueKind, cache_key, extract, frame_windows
 from lab.models import build
 
 
@@ -39,7 +39,7 @@ def test_extract_uses_cache_on_second_run_and_reports_skips(tiny_folder, tmp_pat
     model, wid = build("sample", pretrained=False)
     first = extract(tiny_folder, model, weights_id=wid, cache_dir=tmp_path / "cache", batch_size=3, progress=False)
     assert (first.hits, first.misses) == (0, 4)
-    assert [r for _, r, _ in first.skipped] == ["empty"]
+    assert [(i.clip.id, i.reason) for i in first.skipped] == [("low/broken.wav", "empty")]
     assert first.X.shape == (4, 512) and list(first.n_windows) == [1, 1, 1, 1]  # 4 s holds one 59049-sample window
     second = extract(tiny_folder, model, weights_id=wid, cache_dir=tmp_path / "cache", batch_size=1, progress=False)
     assert (second.hits, second.misses) == (4, 0)
@@ -53,6 +53,7 @@ def test_short_clip_is_padded_to_one_window_and_noted(tiny_folder, tmp_path):
     model, wid = build("hcnn", pretrained=False)  # 5 s windows; clips are 4 s
     emb = extract(tiny_folder, model, weights_id=wid, cache_dir=None, progress=False)
     assert len(emb.padded) == 4 and list(emb.n_windows) == [1, 1, 1, 1]
+    assert {i.kind for i in emb.padded} == {IssueKind.PADDED} and emb.padded[0].reason == "shorter_than_window"
 
 
 def test_cache_write_is_atomic_when_interrupted(tmp_path, monkeypatch):
@@ -76,3 +77,53 @@ def test_damaged_cache_entry_is_recomputed(tmp_path):
     p.parent.mkdir(parents=True)
     p.write_bytes(b"not an npz")
     assert cache.get("ef" * 32) is None
+
+
+def test_cache_key_changes_with_the_audio_bytes(tiny_folder, tmp_path):
+    clip = tiny_folder.clips[1]  # high/high1.wav (broken.wav sorts first in low/, then low0, low1)
+    facts = dict(model="sample", weights_id="w", sr=16000, input_length=59049)
+    before = cache_key(fingerprint=tiny_folder.fingerprint(clip), **facts)
+    assert cache_key(fingerprint=tiny_folder.fingerprint(clip), **facts) == before  # stable
+    y, sr = sf.read(clip.path)
+    sf.write(clip.path, y * 0.5, sr)  # same file name, other samples
+    assert cache_key(fingerprint=tiny_folder.fingerprint(clip), **facts) != before
+
+
+def test_cache_entry_made_with_other_facts_is_recomputed(tiny_folder, tmp_path):
+    model, wid = build("sample", pretrained=False)
+    extract(tiny_folder, model, weights_id=wid, cache_dir=tmp_path / "cache", progress=False)
+    cache = EmbeddingCache(tmp_path / "cache", "sample")
+    entries = sorted((tmp_path / "cache" / "sample").rglob("*.npz"))
+    with np.load(entries[0]) as z:
+        arrays = dict(z)
+    arrays["sample_rate"] = np.array(22050)  # as if written by a run at another rate under this key
+    cache.put(entries[0].stem, arrays)
+    again = extract(tiny_folder, model, weights_id=wid, cache_dir=tmp_path / "cache", progress=False)
+    assert (again.hits, again.misses) == (3, 1)
+
+
+def test_extraction_pooled_mean_matches_the_golden_mean_embedding():
+    """extract() end to end (windowing, batching, optimized copy, pooling) against the reference means."""
+    from conftest import REFERENCE, WEIGHTS, need
+
+    from lab.datasets.base import Clip, Dataset
+
+    need(WEIGHTS / "jamendo" / "musicnn" / "best_model.pth")
+
+    class Golden(Dataset):
+        def load(self, clip, sr):
+            return np.load(REFERENCE / "golden" / "inputs" / f"{clip.id}.npy")
+
+        def fingerprint(self, clip):
+            return clip.id
+
+    ds = Golden(name="golden", clips=[Clip(id=i, label=i, path=i) for i in ("noise", "tones", "music")])
+    for name in ("fcn", "musicnn"):  # one window per clip, and ten
+        model, wid = build(name, weights_dir=WEIGHTS)
+        emb = extract(ds, model, weights_id=wid, cache_dir=None, progress=False)
+        for i, clip in enumerate(emb.clips):
+            want = np.load(REFERENCE / "golden" / name / f"{clip.id}_mean_embedding.npy")
+            np.testing.assert_allclose(emb.X[i], want, rtol=1e-4, atol=1e-4, err_msg=f"{name}/{clip.id}")
+            np.testing.assert_allclose(emb.windows[i], np.load(REFERENCE / "golden" / name / f"{clip.id}_window_embeddings.npy"),
+                                       rtol=1e-4, atol=1e-4)
+        assert list(emb.n_windows) == ([1, 1, 1] if name == "fcn" else [10, 10, 10])

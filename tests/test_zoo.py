@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 
 from lab.app import run
 from lab.errors import LabError
-from lab.experiments.tags import jamendo_tags
+from lab.models import tag_names
 from lab.models import REGISTRY, build, model_info
 from lab.tracking import resolve_tracking_uri
 
@@ -30,7 +30,7 @@ def test_model_config_states_the_true_facts(name):
 
 def test_packaged_tag_list_is_the_reference_order():
     ref = need(REFERENCE / "jamendo_tags.txt").read_text().split()
-    assert jamendo_tags() == ref and len(ref) == 50 and ref == sorted(ref)
+    assert tag_names("jamendo") == ref and len(ref) == 50 and ref == sorted(ref)
 
 
 def test_missing_checkpoint_names_path_and_url(tmp_path):
@@ -67,7 +67,7 @@ def test_tags_experiment_with_random_weights_is_tagged(compose_cfg):
     path = client.download_artifacts(r.info.run_id, "top_tags.csv")
     lines = open(path).read().splitlines()
     assert lines[0].startswith("file,id,label,tag1,p1,") and len(lines) == 1 + 6
-    assert lines[1].split(",")[3] in jamendo_tags()
+    assert lines[1].split(",")[3] in tag_names("jamendo")
 
 
 @pytest.mark.slow
@@ -81,7 +81,7 @@ def test_real_classical_clips_get_classical_tags(compose_cfg, tmp_path):
     from lab.pipeline import load_embeddings
 
     _, emb = load_embeddings(cfg)
-    names = jamendo_tags()
+    names = tag_names("jamendo")
     classical = emb.tags[emb.labels == "classical"].mean(0)
     top = {names[j] for j in classical.argsort()[::-1][:5]}
     assert {"genre---classical", "genre---orchestral", "instrument---piano", "genre---soundtrack", "instrument---violin", "instrument---strings"} & top

@@ -1,31 +1,35 @@
-"""Datasets by name: ``gtzan``, ``folder`` and the built-in ``synth``."""
+"""Datasets: each ``conf/dataset/<name>.yaml`` names its builder with ``_target_``.
+
+Adding a dataset is one module here plus one YAML file; :func:`build_dataset` instantiates
+whatever the config names, after resolving relative paths against the launch directory.
+"""
 
 from __future__ import annotations
 
 from hydra.utils import to_absolute_path
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from lab.datasets.base import Clip, Dataset
-from lab.datasets.folder import load_folder
-from lab.datasets.gtzan import load_gtzan
-from lab.datasets.synth import SynthDataset
+from lab.datasets.derived import CompositeDataset, ExcerptDataset, TransformedDataset
 from lab.errors import LabError
+from lab.registry import instantiate_group
 
-__all__ = ["Clip", "Dataset", "build_dataset"]
+__all__ = ["Clip", "CompositeDataset", "Dataset", "ExcerptDataset", "TransformedDataset", "build_dataset"]
+
+PATH_KEYS = ("root", "split_dir")  # config keys holding paths, resolved like Hydra's outputs
 
 
 def build_dataset(cfg: DictConfig) -> Dataset:
-    """The dataset described by the ``dataset`` config group."""
-    name = cfg.name
-    if name == "synth":
-        return SynthDataset(n_per_class=cfg.n_per_class, seconds=cfg.seconds, seed=cfg.seed, min_seconds=cfg.min_seconds)
-    if cfg.get("root") in (None, "", "???"):
-        raise LabError(f"dataset={name} needs dataset.root=PATH (the folder holding the audio)")
-    root = to_absolute_path(str(cfg.root))
-    if name == "gtzan":
-        split_dir = cfg.get("split_dir")
-        return load_gtzan(root, min_seconds=cfg.min_seconds, split=cfg.get("split", "all"),
-                          split_dir=to_absolute_path(split_dir) if split_dir else None)
-    if name == "folder":
-        return load_folder(root, min_seconds=cfg.min_seconds, extensions=tuple(cfg.extensions), name=cfg.get("label", "folder"))
-    raise LabError(f"dataset={name!r} is unknown; choose gtzan, folder or synth")
+    """The dataset described by a ``dataset`` config group (``_target_`` + its arguments)."""
+    spec = OmegaConf.to_container(cfg, resolve=True)
+    target = spec.pop("_target_", None)
+    if target is None:
+        raise LabError(f"dataset={spec.get('name')!r} has no _target_ naming its builder in conf/dataset/")
+    for key in PATH_KEYS:
+        if key in spec:
+            if spec[key] in (None, "", "???"):
+                raise LabError(f"dataset={spec.get('name')} needs dataset.{key}=PATH (the folder holding the audio)")
+            spec[key] = to_absolute_path(str(spec[key]))
+    if "parts" in spec:  # a composite: every part is itself a dataset config
+        spec["parts"] = {name: build_dataset(OmegaConf.create(part)) for name, part in spec["parts"].items()}
+    return instantiate_group({"_target_": target, **spec}, "dataset")

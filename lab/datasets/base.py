@@ -2,22 +2,38 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from lab import audio
-from lab.models.weights import file_sha256
+from lab.hashing import file_sha256
 
 
 @dataclass(frozen=True)
 class Clip:
-    """One song: a stable id (``jazz/jazz.00001.wav``), its label, and where its audio comes from."""
+    """One item: a stable id (``jazz/jazz.00001.wav``), its label, and where its audio comes from.
+
+    Derived items (an excerpt of a long file, a pitch-shifted copy, a part of a composite dataset)
+    keep the id of the item they come from in ``source``, so studies can match them across
+    datasets; ``offset``/``duration`` (seconds) select an excerpt of ``path``.
+    """
 
     id: str
     label: str
     path: str  # a file path, or a ``synth://`` URI for generated clips
+    source: str = ""  # id of the original item ("" = this item is an original)
+    offset: float = 0.0  # seconds into ``path``
+    duration: float | None = None  # seconds; None = to the end
+    part: str = ""  # name of the composite-dataset part holding it ("" outside composites)
+
+    @property
+    def source_id(self) -> str:
+        """The id of the original item this one derives from (its own id for originals)."""
+        return self.source or self.id
 
 
 @dataclass
@@ -29,6 +45,7 @@ class Dataset:
     min_seconds: float = 1.0
     synthetic: bool = False
     notes: list[str] = field(default_factory=list)
+    root: str = ""  # where the audio lives (shown as the dataset's source in MLflow)
 
     @property
     def labels(self) -> list[str]:
@@ -37,26 +54,46 @@ class Dataset:
 
     def load(self, clip: Clip, sr: int) -> np.ndarray:
         """Decoded mono float32 audio of ``clip`` at ``sr``; raises :class:`lab.audio.AudioError`."""
-        return audio.load(clip.path, sr=sr, min_seconds=self.min_seconds)
+        return audio.load(clip.path, sr=sr, min_seconds=self.min_seconds, offset=clip.offset, duration=clip.duration)
 
     def fingerprint(self, clip: Clip) -> str:
-        """SHA-256 of the clip's bytes: the audio-content part of the embedding cache key."""
+        """Identity of the clip's audio for the embedding cache: the file's SHA-256 (+ the excerpt)."""
         try:
-            return file_sha256(clip.path)
+            digest = file_sha256(clip.path)
         except OSError:
-            return "unreadable:" + clip.path
+            digest = "unreadable:" + clip.path
+        if clip.offset or clip.duration is not None:
+            digest += f"@{clip.offset:.6f}+{clip.duration}"
+        return digest
+
+    def subset(self, indices: Sequence[int]) -> "Dataset":
+        """The same dataset restricted to ``clips[i] for i in indices`` (loading unchanged)."""
+        sub = copy.copy(self)
+        sub.clips = [self.clips[i] for i in indices]
+        return sub
 
 
 AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".mp3")
 
 
-def scan_labelled_folders(root: Path, extensions: tuple[str, ...]) -> list[Clip]:
-    """Clips of every ``root/<label>/<file>`` with a matching extension, sorted by id."""
+def _audio_files(folder: Path, extensions: tuple[str, ...]) -> list[Path]:
+    # Links that point nowhere (or at themselves) are kept: they are skipped later with a counted
+    # reason instead of vanishing from the dataset without a word.
+    return sorted(f for f in folder.rglob("*") if (f.is_file() or f.is_symlink()) and f.suffix.lower() in extensions
+                  and not f.name.startswith("."))
+
+
+def scan_labelled_folders(root: Path, extensions: tuple[str, ...], *, flat_label: str | None = None) -> list[Clip]:
+    """Clips of every ``root/<label>/**/<file>`` with a matching extension, sorted by id.
+
+    Files directly in ``root`` get ``flat_label`` (skipped when it is None), so a flat folder of
+    recordings is one labelled set.
+    """
     clips = []
+    if flat_label is not None:
+        clips += [Clip(id=f.name, label=flat_label, path=str(f))
+                  for f in sorted(root.iterdir()) if f.is_file() and f.suffix.lower() in extensions and not f.name.startswith(".")]
     for label_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for f in sorted(label_dir.rglob("*")):
-            # Links that point nowhere (or at themselves) are kept: they are skipped later with a
-            # counted reason instead of vanishing from the dataset without a word.
-            if (f.is_file() or f.is_symlink()) and f.suffix.lower() in extensions and not f.name.startswith("."):
-                clips.append(Clip(id=f"{label_dir.name}/{f.relative_to(label_dir).as_posix()}", label=label_dir.name, path=str(f)))
+        for f in _audio_files(label_dir, extensions):
+            clips.append(Clip(id=f"{label_dir.name}/{f.relative_to(label_dir).as_posix()}", label=label_dir.name, path=str(f)))
     return clips

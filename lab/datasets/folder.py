@@ -1,4 +1,5 @@
-"""Any labelled audio folder: ``root/<label>/**/<file>.{wav,flac,ogg,mp3,...}``, label = sub-folder."""
+"""Any folder of audio: ``root/<label>/**/<file>``, label = first sub-folder; files directly in
+``root`` are one set labelled with the folder's own name (``dataset.label`` names the dataset)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ from lab.datasets.base import AUDIO_EXTENSIONS, Dataset, scan_labelled_folders
 from lab.errors import LabError
 
 
-def load_folder(root: str | Path, *, min_seconds: float = 1.0, extensions: tuple[str, ...] = AUDIO_EXTENSIONS, name: str = "folder") -> Dataset:
-    """Scan ``root`` whose sub-folders are labels into a :class:`Dataset`."""
+def load_folder(root: str | Path, *, min_seconds: float = 1.0, extensions: tuple[str, ...] = AUDIO_EXTENSIONS,
+                name: str = "folder", label: str | None = None) -> Dataset:
+    """Scan ``root`` into a :class:`Dataset`; ``name`` is shown in MLflow (``label`` is an alias kept for old configs)."""
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise LabError(f"dataset.root={root} does not exist; give a folder whose sub-folders are labels")
+        raise LabError(f"dataset.root={root} does not exist; give a folder of audio files (sub-folders = labels)")
     exts = tuple(e if e.startswith(".") else "." + e for e in (x.lower() for x in extensions))
-    clips = scan_labelled_folders(root, exts)
+    clips = scan_labelled_folders(root, exts, flat_label=root.name)
     if not clips:
-        raise LabError(f"dataset.root={root} has no audio files ({', '.join(exts)}) inside label sub-folders")
-    return Dataset(name=name, clips=clips, min_seconds=min_seconds)
+        raise LabError(f"dataset.root={root} has no audio files ({', '.join(exts)})")
+    return Dataset(name=label or name, clips=clips, min_seconds=min_seconds, root=str(root))

@@ -39,7 +39,8 @@ def _fault_filtered_ids(split_dir: Path) -> set[str]:
     return ids
 
 
-def load_gtzan(root: str | Path, *, min_seconds: float = 1.0, split: str = "all", split_dir: str | Path | None = None) -> Dataset:
+def load_gtzan(root: str | Path, *, min_seconds: float = 1.0, split: str = "all", split_dir: str | Path | None = None,
+               name: str = "gtzan") -> Dataset:
     """Scan a GTZAN folder into a :class:`Dataset` (no audio is decoded here)."""
     root = Path(root).expanduser()
     if not root.is_dir():
@@ -52,4 +53,4 @@ def load_gtzan(root: str | Path, *, min_seconds: float = 1.0, split: str = "all"
         raise LabError(f"dataset.split={split!r} must be 'all' or 'fault_filtered'")
     if not clips:
         raise LabError(f"dataset.root={root} holds no GTZAN audio files (.wav or .au)")
-    return Dataset(name="gtzan", clips=clips, min_seconds=min_seconds)
+    return Dataset(name=name, clips=clips, min_seconds=min_seconds, root=str(root))

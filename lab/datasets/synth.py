@@ -153,10 +153,11 @@ def generate(style: str, index: int, *, seed: int = 0, seconds: float = 30.0, sr
 class SynthDataset(Dataset):
     """Clips are generated on demand at the requested rate; nothing is read from disk."""
 
-    def __init__(self, *, n_per_class: int = 8, seconds: float = 30.0, seed: int = 0, min_seconds: float = 1.0) -> None:
+    def __init__(self, *, n_per_class: int = 8, seconds: float = 30.0, seed: int = 0, min_seconds: float = 1.0,
+                 name: str = "synth") -> None:
         clips = [Clip(id=f"{s}/{s}.{i:03d}", label=s, path=f"synth://{s}/{i}?seed={seed}&seconds={seconds}")
                  for s in STYLES for i in range(n_per_class)]
-        super().__init__(name="synth", clips=clips, min_seconds=min_seconds, synthetic=True,
+        super().__init__(name=name, clips=clips, root="built-in", min_seconds=min_seconds, synthetic=True,
                          notes=["dataset=synth is procedurally generated audio, not real music"])
         self.seconds, self.seed = seconds, seed
 

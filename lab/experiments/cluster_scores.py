@@ -5,6 +5,12 @@ for every k in ``[k_min, k_max]`` and compute three internal indices on the embe
 silhouette (higher is better), Calinski-Harabasz (higher) and Davies-Bouldin (lower). Each is
 logged as an MLflow metric with ``step=k`` so the UI draws the curves; the best k per index is
 logged as ``best_k.<index>`` and summarised in the ``best_k`` tag; one figure shows all three.
+
+Each k is fitted with ``experiment.seeds`` clusterer seeds (``seed``, ``seed+1``, ...): the curves
+are the mean over seeds (``<index>_std`` beside them), the best k is taken on the mean, and
+``best_k_seed_agreement.<index>`` says what share of single seeds would have picked the same k —
+with one GMM seed per k the answer can flip. The indices are computed in the space the clusterer
+works in (standardised when ``clusterer.standardize=true``).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import numpy as np  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 from sklearn import metrics as skm  # noqa: E402
 
-from lab.clusterers import fit_predict  # noqa: E402
+from lab.clusterers import Clusterer, build_clusterer  # noqa: E402
 from lab.errors import LabError  # noqa: E402
 from lab.pipeline import load_embeddings  # noqa: E402
 
@@ -32,38 +38,54 @@ INDICES = {  # name -> (function, "max" | "min")
 }
 
 
-def score_range(X: np.ndarray, clusterer: DictConfig, ks: list[int], *, seed: int) -> dict[str, dict[int, float]]:
-    """{index: {k: value}} for every k (ks outside [2, n-1] are dropped: the indices need them)."""
-    out: dict[str, dict[int, float]] = {name: {} for name in INDICES}
+def score_range(X: np.ndarray, clusterer: Clusterer, ks: list[int], *, seeds: list[int]) -> dict[str, dict[int, dict[int, float]]]:
+    """{index: {k: {seed: value}}}, computed in the space the clusterer works in (standardised when
+    it standardises). Degenerate fits (every song in one cluster) give no value."""
+    Z = clusterer.prepare(X)
+    out: dict[str, dict[int, dict[int, float]]] = {name: {} for name in INDICES}
     for k in ks:
-        pred, _ = fit_predict(X, clusterer, k=k, seed=seed)
-        if len(set(pred.tolist())) < 2:  # a degenerate fit (all in one cluster) has no index
-            log.warning("k=%d: the clusterer put every song in one cluster; no scores", k)
-            continue
-        for name, (fn, _) in INDICES.items():
-            out[name][k] = float(fn(X, pred))
+        for seed in seeds:
+            pred, _ = clusterer.fit_predict(Z, k=k, seed=seed, prepared=True)
+            if len(set(pred.tolist())) < 2:
+                log.warning("k=%d seed=%d: the clusterer put every song in one cluster; no scores", k, seed)
+                continue
+            for name, (fn, _) in INDICES.items():
+                out[name].setdefault(k, {})[seed] = float(fn(Z, pred))
     return out
+
+
+def over_seeds(scores: dict[str, dict[int, dict[int, float]]], reduce=np.mean) -> dict[str, dict[int, float]]:
+    """{index: {k: reduce(values over seeds)}} of :func:`score_range`'s output."""
+    return {name: {k: float(reduce(list(v.values()))) for k, v in by_k.items()} for name, by_k in scores.items()}
+
+
+def seed_std(values) -> float:
+    """Sample std over seeds (0 for a single seed)."""
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
 def best_k(scores: dict[str, dict[int, float]]) -> dict[str, int]:
     """The k each index prefers (max silhouette, max CH, min DB)."""
     best = {}
     for name, (_, sense) in INDICES.items():
-        if scores[name]:
+        if scores.get(name):
             pick = max if sense == "max" else min
             best[name] = pick(scores[name], key=scores[name].get)
     return best
 
 
-def figure(scores: dict[str, dict[int, float]], best: dict[str, int], title: str) -> plt.Figure:
+def figure(scores: dict[str, dict[int, dict[int, float]]], best: dict[str, int], title: str) -> plt.Figure:
+    mean, std = over_seeds(scores), over_seeds(scores, seed_std)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for ax, (name, (_, sense)) in zip(axes, INDICES.items()):
-        ks = sorted(scores[name])
-        ax.plot(ks, [scores[name][k] for k in ks], "o-", ms=4)
+        ks = sorted(mean[name])
+        m, sd = np.array([mean[name][k] for k in ks]), np.array([std[name][k] for k in ks])
+        ax.plot(ks, m, "o-", ms=4)
+        ax.fill_between(ks, m - sd, m + sd, alpha=0.25, lw=0)
         if name in best:
             ax.axvline(best[name], color="tab:red", ls="--", lw=1)
         ax.set_title(f"{name.replace('_', '-')} ({'higher' if sense == 'max' else 'lower'} is better; best k={best.get(name)})", fontsize=9)
-        ax.set_xlabel("number of clusters k")
+        ax.set_xlabel("number of clusters k (band: ±1 std over seeds)")
         ax.set_xticks(ks[:: -(-len(ks) // 10)])  # at most ~10 labels
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -72,23 +94,33 @@ def figure(scores: dict[str, dict[int, float]], best: dict[str, int], title: str
 
 def run(cfg: DictConfig, tracker) -> dict[str, float]:
     e = cfg.experiment
-    dataset, emb = load_embeddings(cfg, tracker)
-    n = len(emb.clips)
     if e.k_min < 2 or e.k_max < e.k_min:
         raise LabError(f"experiment.k_min={e.k_min} and k_max={e.k_max} must satisfy 2 <= k_min <= k_max")
+    if isinstance(e.seeds, bool) or not isinstance(e.seeds, int) or e.seeds < 1:
+        raise LabError(f"experiment.seeds={e.seeds!r} must be a positive integer (clusterer seeds per k)")
+    clusterer = build_clusterer(cfg.clusterer)
+    dataset, emb = load_embeddings(cfg, tracker)
+    n = len(emb.clips)
     ks = [k for k in range(int(e.k_min), int(e.k_max) + 1) if k <= n - 1]
     if not ks:
         raise LabError(f"experiment.k_min={e.k_min} leaves no k below the number of songs ({n}); the indices need k <= n-1")
     if len(ks) < e.k_max - e.k_min + 1:
-        log.warning("k capped at %d (number of songs - 1)", ks[-1])
-    scores = score_range(emb.X, cfg.clusterer, ks, seed=int(cfg.seed))
-    for name, by_k in scores.items():
-        for k, v in by_k.items():
-            tracker.log_metrics({name: v}, step=k)
-    best = best_k(scores)
-    tracker.log_metrics({f"best_k.{name}": float(k) for name, k in best.items()})
+        tracker.warn(f"k capped at {ks[-1]} (number of songs - 1)")
+    seeds = [int(cfg.seed) + i for i in range(int(e.seeds))]
+    per_seed = score_range(emb.X, clusterer, ks, seeds=seeds)
+    mean, std = over_seeds(per_seed), over_seeds(per_seed, seed_std)
+    for name in INDICES:
+        for k in mean[name]:
+            tracker.log_metrics({name: mean[name][k], f"{name}_std": std[name][k]}, step=k)
+    best = best_k(mean)
+    # the share of seeds that, alone, would pick the same k: one GMM seed can flip the answer
+    agree = {name: float(np.mean([best_k({name: {k: v[s] for k, v in per_seed[name].items() if s in v}}).get(name) == best[name]
+                                  for s in seeds])) for name in best}
+    tracker.log_metrics({f"best_k.{name}": float(k) for name, k in best.items()} | {f"best_k_seed_agreement.{name}": a for name, a in agree.items()})
     tracker.set_tags({"best_k": ", ".join(f"{n}={k}" for n, k in best.items())})
-    tracker.log_csv([{"k": k, **{name: scores[name].get(k) for name in INDICES}} for k in ks], "cluster_scores.csv")
-    tracker.log_figure(figure(scores, best, f"{cfg.model.name} on {dataset.name} ({n} songs), {cfg.clusterer.name}"), "cluster_scores.png")
-    log.info("best k: %s", best)
+    tracker.log_csv([{"k": k, "seed": s, **{name: per_seed[name].get(k, {}).get(s) for name in INDICES}} for k in ks for s in seeds],
+                    "cluster_scores.csv")
+    what = f"{cfg.model.name} on {dataset.name} ({n} songs), {clusterer.name}{' standardised' if clusterer.standardize else ''}, mean of {len(seeds)} seeds"
+    tracker.log_figure(figure(per_seed, best, what), "cluster_scores.png")
+    log.info("best k: %s (share of seeds agreeing: %s)", best, agree)
     return {f"best_k.{name}": float(k) for name, k in best.items()}

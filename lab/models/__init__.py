@@ -10,13 +10,15 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+from importlib import resources
 from pathlib import Path
 
 import torch
 
 from lab.errors import LabError
 from lab.models.base import Tagger, TaggerSpec
-from lab.models.weights import checkpoint_path, file_sha256, load_strict, read_state_dict
+from lab.hashing import file_sha256
+from lab.models.weights import checkpoint_path, load_strict, read_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,14 @@ def model_class(name: str) -> type[Tagger]:
 def model_info(name: str) -> TaggerSpec:
     """Sample rate, window length, embedding width and paper of model ``name``."""
     return model_class(name).info
+
+
+def tag_names(corpus: str = "jamendo") -> list[str]:
+    """Tag names in model-output order. Jamendo's are alphabetical (sklearn's LabelBinarizer sorted them)."""
+    if corpus != "jamendo":
+        raise LabError(f"model.corpus={corpus!r} is unknown; only jamendo tag names are known")
+    text = resources.files("lab").joinpath("data/jamendo_tags.txt").read_text()
+    return [t.strip() for t in text.splitlines() if t.strip()]
 
 
 def build(

@@ -11,7 +11,7 @@ import sys
 
 from hydra.utils import to_absolute_path
 
-from lab.config import compose_from_args
+from lab.compose import compose_from_args
 from lab.models import REGISTRY, model_info
 from lab.models.weights import UPSTREAM_URL, checkpoint_path
 

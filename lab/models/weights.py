@@ -8,7 +8,6 @@ environment variable ``LAB_WEIGHTS_DIR`` overrides the configured folder.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import zipfile
@@ -18,6 +17,7 @@ import torch
 from torch import nn
 
 from lab.errors import LabError
+from lab.hashing import file_sha256
 
 WEIGHTS_ENV = "LAB_WEIGHTS_DIR"
 # Where real users can fetch them by hand (git-LFS files of the original repository, MIT licence).
@@ -44,15 +44,6 @@ def weights_dir(configured: str | os.PathLike | None) -> Path:
 def checkpoint_path(model: str, subpath: str, configured_dir: str | os.PathLike | None) -> Path:
     """``<weights_dir>/<subpath>`` (subpath e.g. ``jamendo/fcn/best_model.pth``)."""
     return weights_dir(configured_dir) / subpath
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """SHA-256 hex digest of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def missing_checkpoint_message(model: str, path: Path) -> str:

@@ -42,7 +42,7 @@ def _entries(cache: Path) -> tuple[list[Path], list[Path]]:
 
 def _loads(p: Path) -> bool:
     with np.load(p) as z:
-        return np.isfinite(z["window_embeddings"]).all() and str(z["meta_model"]) == "sample"
+        return np.isfinite(z["window_embeddings"]).all() and str(z["model"]) == "sample"
 
 
 def _lab(tmp_path, *args, **kw):
@@ -144,7 +144,7 @@ def test_a_full_disk_while_writing_an_entry_is_one_sentence_and_earlier_entries_
     assert (emb.hits, emb.misses, len(emb.clips)) == (3, 3, 6)
 
 
-@pytest.mark.parametrize("field, value", [("sr", "22050"), ("model", "se")])
+@pytest.mark.parametrize("field, value", [("sample_rate", "22050"), ("model", "se")])
 def test_an_entry_claiming_another_sample_rate_or_model_is_recomputed(tmp_path, field, value):
     model, wid = build("sample", pretrained=False, seed=0)
     ds = SynthDataset(n_per_class=1, seconds=4)
@@ -152,7 +152,7 @@ def test_an_entry_claiming_another_sample_rate_or_model_is_recomputed(tmp_path, 
     (victim, *_), _ = _entries(tmp_path)
     with np.load(victim) as z:
         entry = {k: z[k] for k in z.files}
-    entry[f"meta_{field}"] = np.array(value)
+    entry[field] = np.array(value)
     entry["window_embeddings"] = entry["window_embeddings"] + 1.0  # what a wrong entry would feed the study
     np.savez(victim, **entry)
     again = extract(ds, model, weights_id=wid, cache_dir=tmp_path, progress=False, workers=1)

@@ -1,0 +1,80 @@
+"""Clusterers, cluster-count scores and the cached t-SNE against known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lab.clusterers import GMMClusterer, KMeansClusterer
+from lab.experiments.cluster_scores import best_k, over_seeds, score_range
+from lab.metrics import hungarian_accuracy
+from lab.projection import cached_tsne
+
+
+def _blobs(n_per: int = 15, centres: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    C = 20 * rng.standard_normal((centres, 5))
+    y = np.repeat(np.arange(centres), n_per)
+    return C[y] + rng.standard_normal((len(y), 5)), y
+
+
+def test_every_index_finds_four_well_separated_blobs():
+    X, _ = _blobs()
+    scores = score_range(X, GMMClusterer(), list(range(2, 9)), seeds=[0, 1])
+    assert best_k(over_seeds(scores)) == {"silhouette": 4, "calinski_harabasz": 4, "davies_bouldin": 4}
+    assert all(len(v) == 2 for v in scores["silhouette"].values())  # one value per seed
+
+
+def test_seeds_change_kmeans_with_one_restart_and_not_with_many():
+    """Documented: the seed picks K-Means' initial centres; with n_init=1 on overlapping groups
+    different seeds end in different optima, with enough restarts they agree."""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((120, 8))  # no structure: many local optima
+    one = [KMeansClusterer(n_init=1).fit_predict(X, k=5, seed=s)[0] for s in range(4)]
+    assert len({tuple(p) for p in one}) > 1
+    assert hungarian_accuracy(one[0], one[0]) == 1.0
+    np.testing.assert_array_equal(KMeansClusterer().fit_predict(X, k=5, seed=3)[0], KMeansClusterer().fit_predict(X, k=5, seed=3)[0])
+
+
+def test_standardize_makes_a_dominant_dimension_irrelevant():
+    """Without standardising, one huge-variance noise dimension decides the clusters; with it, the
+    informative (small-scale) dimensions do."""
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 40)
+    X = np.column_stack([y + 0.05 * rng.standard_normal(80), 1000 * rng.standard_normal(80)])
+    raw, _ = KMeansClusterer().fit_predict(X, k=2, seed=0)
+    std, _ = KMeansClusterer(standardize=True).fit_predict(X, k=2, seed=0)
+    assert hungarian_accuracy(y, std) == 1.0
+    assert hungarian_accuracy(y, raw) < 0.8
+
+
+def test_scores_are_computed_in_the_standardised_space():
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 20)
+    informative = np.repeat(3 * y[:, None], 6, axis=1) + 0.1 * rng.standard_normal((60, 6))
+    X = np.column_stack([informative, 500 * rng.standard_normal(60)])  # one loud noise dimension
+    std = over_seeds(score_range(X, KMeansClusterer(standardize=True), [2, 3, 4, 5], seeds=[0]))
+    raw = over_seeds(score_range(X, KMeansClusterer(), [2, 3, 4, 5], seeds=[0]))
+    assert best_k(std)["silhouette"] == 3
+    assert best_k(raw)["silhouette"] == 2  # raw space: the loud noise dimension decides
+
+
+def test_tsne_is_cached_per_embeddings_and_seed(tmp_path):
+    X, _ = _blobs(n_per=8)
+    first, hit1 = cached_tsne(X, seed=0, cache_dir=tmp_path)
+    again, hit2 = cached_tsne(X, seed=0, cache_dir=tmp_path)
+    other, hit3 = cached_tsne(X, seed=1, cache_dir=tmp_path)
+    assert (hit1, hit2, hit3) == (False, True, False)
+    np.testing.assert_array_equal(first, again)
+    assert first.shape == other.shape == (32, 2)  # (init="pca": another seed may give the same map)
+    _, hit4 = cached_tsne(X + 1e-3, seed=0, cache_dir=tmp_path)  # other embeddings, other map
+    assert hit4 is False
+
+
+def test_gmm_failure_names_the_right_fix():
+    from lab.errors import LabError
+
+    X = np.zeros((10, 3))
+    X[:, 0] = np.arange(10)
+    with pytest.raises(LabError, match="reg_covar=1e-3 or clusterer.covariance_type=diag"):
+        GMMClusterer(reg_covar=0.0).fit_predict(X, k=3, seed=0)
