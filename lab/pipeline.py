@@ -85,8 +85,8 @@ def dataset_digest(dataset: Dataset) -> str:
 
 
 def dataset_source(dataset: Dataset) -> str:
-    """Where the dataset comes from: its root folder, else a ``<name>://generated`` URI (built-in data)."""
-    return dataset.root or f"{dataset.name}://generated"
+    """Where the dataset comes from: its root folder, else a ``<name>://<root>`` URI (built-in data)."""
+    return dataset.root if Path(dataset.root).is_absolute() else f"{dataset.name}://{dataset.root or 'generated'}"
 
 
 def log_embedded(tracker, dataset: Dataset, emb: Embeddings, loaded: LoadedModel | None = None, *, prefix: str = "") -> None:

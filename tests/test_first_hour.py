@@ -203,3 +203,23 @@ def test_experiment_exists_before_jobs_launch_and_links_point_at_it(compose_cfg)
     assert exp is not None and exp.experiment_id == cb.experiment_id and not client.search_runs([exp.experiment_id])
     assert tracking.ui_links("http://h:5000", "7", "abc") == "http://h:5000/#/experiments/7/runs/abc"
     assert tracking.ui_links(tracking.resolve_tracking_uri(cfg), "7").startswith("http://127.0.0.1:5000/#/experiments/7/runs (start the UI with: mlflow ui --backend-store-uri sqlite:///")
+
+
+def test_a_job_groups_its_metrics_logs_its_dataset_and_prints_its_ui_link(compose_cfg, store, caplog):
+    from lab.app import run
+
+    cfg = compose_cfg(store, "model=sample", "model.pretrained=false", "dataset.n_per_class=2", "dataset.seconds=4",
+                      "cluster_count=seven", "experiment.save_embeddings=false")
+    with caplog.at_level("INFO"):
+        run(cfg)
+    client = MlflowClient(tracking.resolve_tracking_uri(cfg))
+    exp = client.get_experiment_by_name("clustering")
+    (r,) = client.search_runs([exp.experiment_id])
+    names = set(r.data.metrics)
+    assert {"accuracy", "nmi", "ari", "v_measure"} <= names  # headline numbers at top level
+    assert {n for n in names if n.startswith("genre/")} == {f"genre/synth-{s}" for s in ("ambient", "disco", "dnb", "folk", "metal", "waltz")}
+    assert not any(n.startswith("acc_genre") for n in names)
+    (ds,) = r.inputs.dataset_inputs
+    assert ds.dataset.name == "synth" and len(ds.dataset.digest) == 12 and '"uri": "synth://' in ds.dataset.source
+    assert {t.key: t.value for t in ds.tags}["fingerprint"].startswith(ds.dataset.digest)
+    assert f"MLflow UI of this run: http://127.0.0.1:5000/#/experiments/{exp.experiment_id}/runs/{r.info.run_id}" in caplog.text
