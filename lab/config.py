@@ -34,6 +34,26 @@ def _bool(value: object, name: str) -> None:
         raise LabError(f"{name}={value!r} must be true or false")
 
 
+# The experiments' own options: (lowest value, kind); checked here so a typo costs no extraction.
+EXPERIMENT_OPTIONS = {"tsne_perplexity": (1, "number"), "rogue_neighbors": (1, "int"), "rogue_top": (0, "int"),
+                      "top_k": (1, "int"), "k_min": (2, "int"), "k_max": (2, "int"), "seeds": (1, "int"),
+                      "save_embeddings": (None, "bool")}
+
+
+def _experiment_options(x: DictConfig) -> None:
+    for key, (lo, kind) in EXPERIMENT_OPTIONS.items():
+        if key not in x:
+            continue
+        if kind == "bool":
+            _bool(x[key], f"experiment.{key}")
+        elif kind == "int":
+            _int(x[key], f"experiment.{key}", lo)
+        else:
+            _number(x[key], f"experiment.{key}", lo)
+    if "k_min" in x and "k_max" in x and x.k_max < x.k_min:
+        raise LabError(f"experiment.k_max={x.k_max} must be at least experiment.k_min={x.k_min}")
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise :class:`LabError` with one sentence on the first bad value in ``cfg``."""
     from lab.models import REGISTRY, model_info
@@ -60,8 +80,15 @@ def validate(cfg: DictConfig) -> None:
             _number(d.seconds, "dataset.seconds", 1.0)
         if "split" in d and d.split not in ("all", "fault_filtered"):
             raise LabError(f"dataset.split={d.split!r} must be 'all' or 'fault_filtered'")
+        if "seed" in d:
+            _int(d.seed, "dataset.seed", 0)
     if cfg.get("cluster_count") is not None:
         _int(cfg.cluster_count.get("k"), "cluster_count.k", 2, allow_none=True)
+    _experiment_options(cfg.experiment)
+    if cfg.get("plots") is not None:
+        from lab.tracking import figure_dpi
+
+        figure_dpi(cfg)
     e = cfg.embed
     for key in ("batch_size", "workers", "num_threads"):
         v = e.get(key)

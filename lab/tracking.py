@@ -372,6 +372,7 @@ def run_tags(cfg: DictConfig) -> dict[str, str]:
 @contextlib.contextmanager
 def start_run(cfg: DictConfig) -> Iterator[Tracker]:
     """Open the MLflow run of one job; mark it FINISHED, or FAILED with the error, on exit."""
+    dpi = figure_dpi(cfg)  # a bad value stops here, before a run is opened
     uri = resolve_tracking_uri(cfg)
     client = _LockedClient(uri)
     name = cfg.experiment.name
@@ -385,7 +386,7 @@ def start_run(cfg: DictConfig) -> Iterator[Tracker]:
     run_name = "-".join([name] + [f"k{v}" if k == "k" else v for k, v in tags.items()
                                   if k in set(cfg.experiment.get("groups") or []) | {"k"}] + [f"s{cfg.seed}"])
     run = client.create_run(exp_id, run_name=run_name, tags=tags)
-    tracker = Tracker(client, run.info.run_id, exp_id, dpi=figure_dpi(cfg))
+    tracker = Tracker(client, run.info.run_id, exp_id, dpi=dpi)
     log.info("MLflow run %s (%s) in experiment %r at %s", run.info.run_id, run_name, name, uri)
     try:
         resolved = OmegaConf.to_container(cfg, resolve=True)
