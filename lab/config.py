@@ -34,24 +34,23 @@ def _bool(value: object, name: str) -> None:
         raise LabError(f"{name}={value!r} must be true or false")
 
 
-# The experiments' own options: (lowest value, kind); checked here so a typo costs no extraction.
-EXPERIMENT_OPTIONS = {"tsne_perplexity": (1, "number"), "rogue_neighbors": (1, "int"), "rogue_top": (0, "int"),
-                      "top_k": (1, "int"), "k_min": (2, "int"), "k_max": (2, "int"), "seeds": (1, "int"),
-                      "save_embeddings": (None, "bool")}
+def _positive(value: object, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise LabError(f"{name}={value!r} must be a number > 0")
 
 
-def _experiment_options(x: DictConfig) -> None:
-    for key, (lo, kind) in EXPERIMENT_OPTIONS.items():
-        if key not in x:
-            continue
-        if kind == "bool":
-            _bool(x[key], f"experiment.{key}")
-        elif kind == "int":
-            _int(x[key], f"experiment.{key}", lo)
-        else:
-            _number(x[key], f"experiment.{key}", lo)
-    if "k_min" in x and "k_max" in x and x.k_max < x.k_min:
-        raise LabError(f"experiment.k_max={x.k_max} must be at least experiment.k_min={x.k_min}")
+# Options that several experiments share, by name: (check, lower bound). An experiment with options
+# of its own checks them in the function its YAML names as ``experiment.check``.
+EXPERIMENT_OPTIONS = {
+    "tsne_perplexity": (_positive, None),
+    "save_embeddings": (_bool, None),
+    "rogue_neighbors": (_int, 1),
+    "rogue_top": (_int, 0),
+    "k_min": (_int, 2),
+    "k_max": (_int, 2),
+    "seeds": (_int, 1),
+    "top_k": (_int, 1),
+}
 
 
 def validate(cfg: DictConfig) -> None:
@@ -61,6 +60,11 @@ def validate(cfg: DictConfig) -> None:
     _int(cfg.seed, "seed", 0)
     if not cfg.experiment.get("run"):
         raise LabError(f"experiment={cfg.experiment.get('name')!r} names no run function (experiment.run) in conf/experiment/")
+    for key, (check, lo) in EXPERIMENT_OPTIONS.items():
+        if key in cfg.experiment:
+            check(cfg.experiment[key], f"experiment.{key}", *([lo] if lo is not None else []))
+    if "k_min" in cfg.experiment and "k_max" in cfg.experiment and cfg.experiment.k_max < cfg.experiment.k_min:
+        raise LabError(f"experiment.k_max={cfg.experiment.k_max} must be at least experiment.k_min={cfg.experiment.k_min}")
     m = cfg.get("model")
     if m is not None:
         if m.name not in REGISTRY:
@@ -80,11 +84,12 @@ def validate(cfg: DictConfig) -> None:
             _number(d.seconds, "dataset.seconds", 1.0)
         if "split" in d and d.split not in ("all", "fault_filtered"):
             raise LabError(f"dataset.split={d.split!r} must be 'all' or 'fault_filtered'")
+        if "extensions" in d and (isinstance(d.extensions, str) or not all(isinstance(x, str) for x in d.extensions) or not d.extensions):
+            raise LabError(f"dataset.extensions={d.extensions!r} must be a non-empty list such as [wav, flac]")
         if "seed" in d:
             _int(d.seed, "dataset.seed", 0)
     if cfg.get("cluster_count") is not None:
         _int(cfg.cluster_count.get("k"), "cluster_count.k", 2, allow_none=True)
-    _experiment_options(cfg.experiment)
     if cfg.get("plots") is not None:
         from lab.tracking import figure_dpi
 

@@ -33,6 +33,17 @@ def test_every_option_composes_and_validates(compose_cfg, group):
         (["dataset.min_seconds=-1"], "dataset.min_seconds=-1 must be a number >= 0.0"),
         (["embed.device=tpu"], "embed.device='tpu' must be cpu, cuda (or cuda:N) or mps"),
         (["dataset=gtzan", "dataset.split=half"], "dataset.split='half' must be 'all' or 'fault_filtered'"),
+        (["dataset=folder", "dataset.root=x", "dataset.extensions=wav"], "dataset.extensions='wav' must be a non-empty list"),
+        (["dataset.n_per_class=0"], "dataset.n_per_class=0 must be at least 1"),
+        (["dataset.seconds=0.5"], "dataset.seconds=0.5 must be a number >= 1.0"),
+        (["experiment.tsne_perplexity=0"], "experiment.tsne_perplexity=0 must be a number > 0"),
+        (["experiment.save_embeddings=yes"], "experiment.save_embeddings='yes' must be true or false"),
+        (["experiment.rogue_neighbors=0"], "experiment.rogue_neighbors=0 must be at least 1"),
+        (["experiment.rogue_top=-1"], "experiment.rogue_top=-1 must be at least 0"),
+        (["experiment=cluster_scores", "experiment.k_min=1"], "experiment.k_min=1 must be at least 2"),
+        (["experiment=cluster_scores", "experiment.k_max=x"], "experiment.k_max='x' must be an integer"),
+        (["experiment=cluster_scores", "experiment.seeds=0"], "experiment.seeds=0 must be at least 1"),
+        (["experiment=tags", "experiment.top_k=0"], "experiment.top_k=0 must be at least 1"),
     ],
 )
 def test_bad_values_raise_one_sentence(compose_cfg, overrides, message):

@@ -96,10 +96,6 @@ def figure(scores: dict[str, dict[int, dict[int, float]]], best: dict[str, int],
 
 def run(cfg: DictConfig, tracker) -> dict[str, float]:
     e = cfg.experiment
-    if e.k_min < 2 or e.k_max < e.k_min:
-        raise LabError(f"experiment.k_min={e.k_min} and k_max={e.k_max} must satisfy 2 <= k_min <= k_max")
-    if isinstance(e.seeds, bool) or not isinstance(e.seeds, int) or e.seeds < 1:
-        raise LabError(f"experiment.seeds={e.seeds!r} must be a positive integer (clusterer seeds per k)")
     clusterer = build_clusterer(cfg.clusterer)
     dataset, emb = load_embeddings(cfg, tracker)
     n = len(emb.clips)

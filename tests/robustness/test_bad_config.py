@@ -44,8 +44,8 @@ CASES = [
     ("cluster_count.k=1", "cluster_count.k=1 must be at least 2"),
     ("cluster_count.k=abc", "cluster_count.k='abc' must be an integer or null"),
     ("cluster_count.k=100", "cluster_count.k=100 is larger than the number of usable songs (6)"),
-    ("experiment.tsne_perplexity=0", "experiment.tsne_perplexity=0 must be a number >= 1"),
-    ("experiment.tsne_perplexity=abc", "experiment.tsne_perplexity='abc' must be a number >= 1"),
+    ("experiment.tsne_perplexity=0", "experiment.tsne_perplexity=0 must be a number > 0"),
+    ("experiment.tsne_perplexity=abc", "experiment.tsne_perplexity='abc' must be a number > 0"),
     ("experiment.save_embeddings=maybe", "experiment.save_embeddings='maybe' must be true or false"),
     ("experiment.rogue_neighbors=0", "experiment.rogue_neighbors=0 must be at least 1"),
     ("experiment.rogue_top=-1", "experiment.rogue_top=-1 must be at least 0"),
@@ -69,6 +69,7 @@ FOLDER_CASES = [
     ("dataset=folder dataset.root={gtzan}/genres dataset.min_seconds=abc", "dataset.min_seconds='abc' must be a number >= 0.0"),
     ("dataset=gtzan dataset.root=/tmp", "dataset.root=/tmp does not look like GTZAN"),
     ("dataset=gtzan dataset.root={gtzan} dataset.split=half", "dataset.split='half' must be 'all' or 'fault_filtered'"),
+    ("dataset=folder dataset.root={gtzan}/genres dataset.extensions=wav", "dataset.extensions='wav' must be a non-empty list"),
 ]
 
 
