@@ -205,10 +205,10 @@ def test_experiment_exists_before_jobs_launch_and_links_point_at_it(compose_cfg)
     assert tracking.ui_links(tracking.resolve_tracking_uri(cfg), "7").startswith("http://127.0.0.1:5000/#/experiments/7/runs (start the UI with: mlflow ui --backend-store-uri sqlite:///")
 
 
-def test_a_job_groups_its_metrics_logs_its_dataset_and_prints_its_ui_link(compose_cfg, store, caplog):
+def test_a_job_groups_its_metrics_logs_its_dataset_and_prints_its_ui_link(compose_cfg, caplog):
     from lab.app import run
 
-    cfg = compose_cfg(store, "model=sample", "model.pretrained=false", "dataset.n_per_class=2", "dataset.seconds=4",
+    cfg = compose_cfg("model=sample", "model.pretrained=false", "dataset.n_per_class=2", "dataset.seconds=4",
                       "cluster_count=seven", "experiment.save_embeddings=false")
     with caplog.at_level("INFO"):
         run(cfg)
