@@ -12,12 +12,45 @@
 # 20 clustering jobs reuse the cache. PYTHON selects the interpreter (default: python).
 # Interrupted? Re-run with the sweep id it printed (SWEEP_ID=... bash multirun.sh <same args>):
 # jobs that already FINISHED in that sweep are skipped.
+#   bash multirun.sh SEEDS=3 MODELS="fcn crnn" dataset=gtzan ...   # the same settings as arguments
 set -euo pipefail
 cd "$(dirname "$0")"
+
+# Settings may come as environment variables or as NAME=value arguments (a new user types them
+# where the Hydra overrides go). Other upper-case NAME=value words are not Hydra overrides either:
+# Hydra would answer with a long traceback suggesting "+NAME=..", which is the wrong fix.
+overrides=()
+for arg in "$@"; do
+  case "$arg" in
+    SEEDS=*|MODELS=*|SWEEP_ID=*|PYTHON=*) export "${arg%%=*}=${arg#*=}" ;;
+    LAB_*=*|MLFLOW_TRACKING_URI=*) export "${arg%%=*}=${arg#*=}" ;;  # what the lab itself reads
+    [A-Z]*=*)
+      name=${arg%%=*}
+      if [[ "$name" =~ ^[A-Z][A-Z0-9_]*$ ]]; then
+        echo "multirun.sh: $name is not a setting of multirun.sh (SEEDS, MODELS, SWEEP_ID, PYTHON) nor a Hydra override (those are lower-case, e.g. seed=1); an environment variable goes before the command: $arg bash multirun.sh ..." >&2
+        exit 2
+      fi
+      overrides+=("$arg") ;;
+    *) overrides+=("$arg") ;;
+  esac
+done
+set -- ${overrides[@]+"${overrides[@]}"}
+
 PY=${PYTHON:-python}
 SEEDS=${SEEDS:-5}
 MODELS=${MODELS:-fcn musicnn crnn attention hcnn sample se}
 SWEEP=${SWEEP_ID:-study-$(date +%Y%m%d-%H%M%S)}
+if ! [[ "$SEEDS" =~ ^[1-9][0-9]*$ ]]; then
+  echo "multirun.sh: SEEDS=$SEEDS must be a positive whole number of seeds, e.g. SEEDS=3 (runs seeds 0, 1, 2)" >&2
+  exit 2
+fi
+for m in $MODELS; do
+  case " fcn musicnn crnn attention hcnn sample se " in
+    *" $m "*) ;;
+    *) echo "multirun.sh: MODELS has an unknown model '$m'; choose from: fcn musicnn crnn attention hcnn sample se (space-separated, e.g. MODELS=\"fcn crnn\")" >&2
+       exit 2 ;;
+  esac
+done
 seeds=$(seq -s, 0 $((SEEDS - 1)))
 echo "multirun.sh: sweep $SWEEP (resume after an interruption with SWEEP_ID=$SWEEP)"
 

@@ -41,6 +41,36 @@ def check_usable(y: np.ndarray, *, sr: int, path: str | Path = "<array>", min_se
         raise AudioError(path, "too_short", f"audio lasts {seconds:.2f} s, shorter than min_seconds={min_seconds}")
 
 
+def _why_not_a_file(path: Path) -> str:
+    """Why ``path`` cannot be opened as a file, in words (a dataset folder may hold odd entries)."""
+    if path.is_symlink():
+        try:
+            path.resolve(strict=True)
+        except RuntimeError:  # pathlib's "Symlink loop" before Python 3.13
+            return "symbolic link loop"
+        except OSError as err:
+            return "symbolic link loop" if err.errno == 40 else "broken symbolic link (its target does not exist)"
+        return "symbolic link to something that is not a file"
+    return "file does not exist" if not path.exists() else "not a regular file"
+
+
+def _decoder_message(path: Path, err: Exception) -> str:
+    """The most telling decoder message: librosa's ``NoBackendError`` says nothing, libsndfile's own error does."""
+    if err.__class__.__name__ == "NoBackendError" or not str(err).strip():
+        try:
+            import soundfile
+
+            soundfile.info(str(path))
+        except Exception as sf_err:  # noqa: BLE001 - only its text is wanted
+            text = str(sf_err).strip().splitlines()[0].split(": ")[-1] if str(sf_err).strip() else ""
+            # libsndfile's MPEG reader answers a corrupt stream with "File does not exist or is not a
+            # regular file", which would send the user looking for a missing file.
+            if text and "does not exist" not in text:
+                return f"not a format libsndfile or audioread can read: {text[:150]}"
+        return "not a readable audio format: corrupt, or an encoding libsndfile and audioread do not support"
+    return str(err).strip().splitlines()[0][:200]
+
+
 def load(path: str | Path, *, sr: int = 16000, mono: bool = True, min_seconds: float = 1.0,
          offset: float = 0.0, duration: float | None = None) -> np.ndarray:
     """Decode ``path`` to float32 at ``sr`` Hz.
@@ -67,7 +97,7 @@ def load(path: str | Path, *, sr: int = 16000, mono: bool = True, min_seconds: f
         raise LabError(f"sr={sr} must be a positive number")
     path = Path(path)
     if not path.is_file():
-        raise AudioError(path, "unreadable", "file does not exist")
+        raise AudioError(path, "unreadable", _why_not_a_file(path))
     if path.stat().st_size == 0:
         raise AudioError(path, "empty", "file is zero bytes")
     try:
@@ -75,9 +105,13 @@ def load(path: str | Path, *, sr: int = 16000, mono: bool = True, min_seconds: f
             # librosa warns before falling back to audioread; the failure itself is reported below.
             warnings.simplefilter("ignore")
             y, _ = librosa.load(path, sr=sr, mono=mono, offset=offset, duration=duration)
+    except librosa.util.exceptions.ParameterError as err:
+        # librosa checks the decoded buffer (down-mix, resampling) and refuses NaN/inf samples itself.
+        if "finite" in str(err):
+            raise AudioError(path, "non_finite", "decoded audio contains NaN or infinite samples") from None
+        raise AudioError(path, "unreadable", f"cannot decode audio ({str(err)[:200]})") from None
     except Exception as err:  # noqa: BLE001 - decoders raise many types; all mean "unreadable"
-        msg = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
-        raise AudioError(path, "unreadable", f"cannot decode audio ({msg[:200]})") from None
+        raise AudioError(path, "unreadable", f"cannot decode audio ({_decoder_message(path, err)})") from None
     y = np.asarray(y, dtype=np.float32)
     check_usable(y if y.ndim == 1 else y.mean(axis=0), sr=sr, path=path, min_seconds=min_seconds)
     return y

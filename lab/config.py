@@ -88,8 +88,14 @@ def validate(cfg: DictConfig) -> None:
             raise LabError(f"dataset.split={d.split!r} must be 'all' or 'fault_filtered'")
         if "extensions" in d and (isinstance(d.extensions, str) or not all(isinstance(x, str) for x in d.extensions) or not d.extensions):
             raise LabError(f"dataset.extensions={d.extensions!r} must be a non-empty list such as [wav, flac]")
+        if "seed" in d:
+            _int(d.seed, "dataset.seed", 0)
     if cfg.get("cluster_count") is not None:
         _int(cfg.cluster_count.get("k"), "cluster_count.k", 2, allow_none=True)
+    if cfg.get("plots") is not None:
+        from lab.tracking import figure_dpi
+
+        figure_dpi(cfg)
     e = cfg.embed
     for key in ("batch_size", "workers", "num_threads"):
         v = e.get(key)

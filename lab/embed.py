@@ -33,6 +33,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from lab.audio import AudioError
+from lab.errors import LabError
 from lab.datasets.base import Clip, Dataset
 from lab.hashing import text_sha256
 from lab.inference import InferenceEngine
@@ -43,6 +44,11 @@ log = logging.getLogger(__name__)
 
 WINDOW_POLICY = "nonoverlap-from0-droptail-padshort"
 CODE_VERSION = "1"  # bump when the embedding computation changes
+
+
+def plural(n: int, word: str) -> str:
+    """``1 clip``, ``4 clips`` (log lines read "1 clips" before)."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def frame_windows(y: np.ndarray, length: int) -> tuple[np.ndarray, bool]:
@@ -94,7 +100,13 @@ class EmbeddingCache:
         return entry
 
     def put(self, key: str, arrays: dict[str, np.ndarray]) -> None:
-        atomic_write(self.path(key), lambda f: np.savez(f, **arrays))
+        """Write the entry atomically; a failed write (e.g. a full disk) is one sentence and leaves no file."""
+        p = self.path(key)
+        try:
+            atomic_write(p, lambda f: np.savez(f, **arrays))
+        except OSError as err:
+            raise LabError(f"cannot write the embedding cache entry {p} ({err.strerror or err}); earlier entries are "
+                           f"intact: free space there or point paths.cache (LAB_CACHE_DIR) at another disk, then re-run") from err
 
 
 class IssueKind(enum.Enum):
@@ -317,7 +329,8 @@ def extract(
         engine = InferenceEngine(model, batch_size=batch_size, workers=workers, optimize=optimize, device=device,
                                  backend=backend, precision=precision, weights_id=weights_id,
                                  graph_dir=Path(cache_dir) / "graphs" if cache_dir else None)
-        log.info("%d of %d clips to embed with %s (%d cached): %s", len(todo), len(dataset.clips), info.name, hits, engine.describe())
+        log.info("%d of %d clips not in the cache: decoding and embedding them with %s (unusable audio is skipped "
+                 "and counted): %s", len(todo), len(dataset.clips), info.name, engine.describe())
         batcher = _Batcher(engine)
         with engine, tqdm(total=len(todo), desc=f"embed {info.name}", unit="clip", disable=not progress) as bar:
             def finish(items: list[_Item]) -> None:
@@ -346,7 +359,7 @@ def extract(
     T = np.stack([t.mean(0) for t in window_tags]).astype(np.float32) if order else np.zeros((0, 0), np.float32)
     found = [issues[i] for i in sorted(issues)]
     n_skipped = sum(i.kind is IssueKind.SKIPPED for i in found)
-    log.info("embeddings for %d clips: %d from cache, %d computed, %d skipped, %d padded",
-             len(order), hits, len(todo) - n_skipped, n_skipped, len(found) - n_skipped)
+    log.info("embeddings for %s: %d from cache, %d computed, %d skipped, %d padded",
+             plural(len(order), "clip"), hits, len(todo) - n_skipped, n_skipped, len(found) - n_skipped)
     return Embeddings(X=X, tags=T, clips=clips, windows=windows, window_tags=window_tags, issues=found,
                       hits=hits, misses=len(todo) - n_skipped)

@@ -21,6 +21,7 @@ from lab.embed import Embeddings, extract
 from lab.sharding import parse_shard, shard_of
 from lab.errors import LabError
 from lab.filelock import exclusive
+from lab.hashing import text_sha256
 from lab.models import build, tag_names
 from lab.models.base import Tagger
 
@@ -89,13 +90,25 @@ def embed(cfg: DictConfig, dataset: Dataset, loaded: LoadedModel, tracker=None) 
     return emb
 
 
+def dataset_digest(dataset: Dataset) -> str:
+    """SHA-256 over every clip's id and content fingerprint: equal digests, equal data (the MLflow dataset digest)."""
+    return text_sha256(*(f"{c.id}\t{dataset.fingerprint(c)}" for c in dataset.clips))
+
+
+def dataset_source(dataset: Dataset) -> str:
+    """Where the dataset comes from: its root folder, else a ``<name>://<root>`` URI (built-in data)."""
+    return dataset.root if Path(dataset.root).is_absolute() else f"{dataset.name}://{dataset.root or 'generated'}"
+
+
 def log_embedded(tracker, dataset: Dataset, emb: Embeddings, loaded: LoadedModel | None = None, *, prefix: str = "") -> None:
     """Warn about skipped/padded clips and log counts (``prefix`` tells several datasets of one run apart)."""
     skipped, padded = emb.skipped, emb.padded
     notes = []
     if skipped:
+        where = (f"{tracker.artifact_uri}/{prefix}skipped_files.csv" if tracker is not None
+                 else f"the run's {prefix}skipped_files.csv")
         notes.append(f"{len(skipped)} of {len(dataset.clips)} files of {dataset.name} skipped as unusable audio "
-                     f"({', '.join(sorted({i.reason for i in skipped}))}); listed in the run's {prefix}skipped_files.csv")
+                     f"({', '.join(sorted({i.reason for i in skipped}))}); each with its reason in {where}")
     if padded:
         notes.append(f"{len(padded)} clip{'s' if len(padded) != 1 else ''} of {dataset.name} shorter than one "
                      f"{loaded.name if loaded else 'model'} window were zero-padded to one window")
@@ -103,6 +116,8 @@ def log_embedded(tracker, dataset: Dataset, emb: Embeddings, loaded: LoadedModel
         tracker.warn(note) if tracker is not None else log.warning(note)
     if tracker is None:
         return
+    tracker.log_dataset(dataset.name, digest=dataset_digest(dataset), source=dataset_source(dataset),
+                        n_rows=len(dataset.clips), context=prefix.rstrip("_/.") or "eval")
     if loaded is not None and not prefix:
         tracker.set_tags({"weights": loaded.weights_id[:16], "n_songs": len(emb.clips)})
     tracker.log_metrics({f"{prefix}{k}": float(v) for k, v in {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import Sequence
 
 import matplotlib
@@ -11,18 +12,25 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def _wrapped(title: str, fig_width_in: float, fontsize: float) -> str:
+    """``title`` broken into lines that fit the figure's width (a long title was clipped on small matrices)."""
+    chars = max(20, int(fig_width_in * 72 / (0.55 * fontsize)))  # ~0.55 em per character in DejaVu Sans
+    return "\n".join(textwrap.fill(line, chars) for line in title.splitlines())
+
+
 def confusion_matrix(cm: np.ndarray, rows: Sequence[str], cols: Sequence[str], *, title: str, normalize: bool = False) -> plt.Figure:
     """Heat map of ``cm`` [shape=(len(rows), len(cols))]; with ``normalize`` each row sums to 1."""
     data = cm.astype(float)
     if normalize:
         data = data / np.maximum(data.sum(1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * len(cols), 1.0 + 0.5 * len(rows)))
+    width = max(4.5, 1.0 + 0.55 * len(cols))
+    fig, ax = plt.subplots(figsize=(width, 1.6 + 0.5 * len(rows)))
     im = ax.imshow(data, cmap="Blues", vmin=0)
     ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right")
     ax.set_yticks(range(len(rows)), rows)
     ax.set_xlabel("assigned (cluster -> genre by Hungarian matching)")
     ax.set_ylabel("true label")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(_wrapped(title, width, 10), fontsize=10)
     hi = data.max() if data.size else 1
     for i in range(data.shape[0]):
         for j in range(data.shape[1]):

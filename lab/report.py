@@ -310,16 +310,19 @@ def comparisons(ctx: ReportContext) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+GENRE_PREFIX = "genre/"  # per-genre accuracy metrics of experiment=clustering
+
+
 def per_genre(ctx: ReportContext) -> pd.DataFrame:
     """Mean per-genre accuracy over seeds for each (k, model, clusterer), genres in family order, with the seed count."""
     df = ctx.df
-    cols = [c for c in df.columns if c.startswith("acc_genre.")]
+    cols = [c for c in df.columns if c.startswith(GENRE_PREFIX)]
     if not cols:
         return pd.DataFrame()
-    genres = [c.split(".", 1)[1] for c in cols]
+    genres = [c[len(GENRE_PREFIX):] for c in cols]
     order = [g for g in GTZAN_ORDER if g in genres] if set(genres) <= set(GTZAN_ORDER) else sorted(genres)
     g = df.groupby(["k", "model", "clusterer"])
-    out = g[[f"acc_genre.{x}" for x in order]].mean().round(3)
+    out = g[[f"{GENRE_PREFIX}{x}" for x in order]].mean().round(3)
     out.columns = order
     out["seeds"] = g.size()
     out = out.reset_index()

@@ -47,6 +47,54 @@ def resolve_tracking_uri(cfg: DictConfig) -> str:
     return f"sqlite:///{mlruns / 'mlflow.db'}"
 
 
+PARAM_LIMIT = 6000  # MLflow's param value length limit (mlflow.utils.validation.MAX_PARAM_VAL_LENGTH)
+REACH_TIMEOUT_S = 5.0  # one short check instead of MLflow's ~4 min of retries against a dead server
+_reachable: set[str] = set()  # URIs already checked in this process
+
+
+def check_reachable(uri: str, *, timeout: float = REACH_TIMEOUT_S) -> None:
+    """Raise :class:`LabError` in one sentence if the ``http(s)://`` tracking server ``uri`` does not answer.
+
+    ``GET /health`` must answer 200 (an MLflow server) or 401/403 (one behind authentication,
+    which MLflow's own client handles); a refused connection, an unknown host, silence for
+    ``timeout`` seconds or another answer (e.g. a proxy's 404 for an address that has no server)
+    do not. Checked once per process and URI. Other stores (``sqlite:///``, ``file:``) are
+    local and need no check.
+    """
+    if not uri.startswith(("http://", "https://")) or uri in _reachable:
+        return
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).close()
+    except urllib.error.HTTPError as err:
+        if err.code not in (401, 403):
+            raise LabError(f"the MLflow tracking server {uri} cannot be reached: something answers there but not as an "
+                           f"MLflow server (HTTP {err.code} on /health); check MLFLOW_TRACKING_URI / paths.tracking_uri") from None
+    except (OSError, ValueError) as err:
+        why = getattr(err, "reason", None) or err
+        raise LabError(f"the MLflow tracking server {uri} cannot be reached ({why}); start it, or fix or unset "
+                       f"MLFLOW_TRACKING_URI / paths.tracking_uri to use the local store") from None
+    _reachable.add(uri)
+
+
+def ui_base(uri: str) -> str:
+    """Where the MLflow UI for ``uri`` lives: the server itself, or a local ``mlflow ui`` (port 5000)."""
+    return uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+
+
+def ui_links(uri: str, experiment_id: str, run_id: str | None = None) -> str:
+    """The UI link of an experiment's runs view (or of one run), plus how to start the UI for a local store.
+
+    MLflow 3 opens on its GenAI overview; these links go straight to the runs table / the run.
+    """
+    link = f"{ui_base(uri)}/#/experiments/{experiment_id}/runs" + (f"/{run_id}" if run_id else "")
+    if uri.startswith(("http://", "https://")):
+        return link
+    return f"{link} (start the UI with: mlflow ui --backend-store-uri {uri})"
+
+
 def _local_artifact_root(uri: str) -> str | None:
     """For a local SQLite store, artifacts live beside the database in ``artifacts/``."""
     if uri.startswith("sqlite:///"):
@@ -67,6 +115,7 @@ class _LockedClient:
     def __init__(self, uri: str) -> None:
         from mlflow.tracking import MlflowClient
 
+        check_reachable(uri)
         self.uri = uri
         self._lock_path = Path(uri[len("sqlite:///"):]).with_suffix(".lock") if uri.startswith("sqlite:///") else None
         with self._locked():
@@ -112,7 +161,7 @@ def flatten(d: Any, prefix: str = "") -> dict[str, str]:
         for i, v in enumerate(d):
             out.update(flatten(v, f"{prefix}{i}."))
     else:
-        out[prefix[:-1]] = str(d)[:6000]
+        out[prefix[:-1]] = str(d)
     return out
 
 
@@ -143,27 +192,47 @@ def _hydra_context() -> tuple[str | None, Path | None, bool]:
 class Tracker:
     """Logging handle of one active MLflow run (thin, typed wrapper over ``MlflowClient``)."""
 
-    def __init__(self, client: Any, run_id: str, experiment_id: str) -> None:
+    def __init__(self, client: Any, run_id: str, experiment_id: str, *, dpi: int = 200) -> None:
         self.client, self.run_id, self.experiment_id = client, run_id, experiment_id
+        self.dpi = dpi  # figures are saved at this resolution (plots.dpi)
         self.warnings: list[str] = []  # repeated in the job's closing summary
+
+    @property
+    def url(self) -> str:
+        """The MLflow UI link of this run."""
+        return ui_links(self.client.uri, self.experiment_id, self.run_id)
+
+    @property
+    def artifact_uri(self) -> str:
+        """Where this run's artifacts are stored (a folder or a server URI)."""
+        return self.client.get_run(self.run_id).info.artifact_uri
 
     def warn(self, message: str) -> None:
         """Log a warning now and repeat it when the job ends (e.g. skipped files)."""
         log.warning("%s", message)
         self.warnings.append(message)
 
-    def log_params(self, params: dict[str, Any]) -> None:
+    def log_params(self, params: dict[str, Any]) -> list[str]:
+        """Log params; values longer than MLflow's limit are cut there. Returns the names of the cut ones."""
         from mlflow.entities import Param
 
-        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        items = [Param(k, str(v)[:PARAM_LIMIT]) for k, v in params.items()]
         for i in range(0, len(items), 100):  # MLflow's batch limit
             self.client.log_batch(self.run_id, params=items[i : i + 100])
+        return [k for k, v in params.items() if len(str(v)) > PARAM_LIMIT]
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         from mlflow.entities import Metric
 
         ts = int(time.time() * 1000)
-        items = [Metric(k, float(v), ts, step or 0) for k, v in metrics.items() if v is not None and np.isfinite(v)]
+        bad = {k: float(v) for k, v in metrics.items() if v is not None and not np.isfinite(float(v))}
+        if bad:
+            # A NaN/inf score means something upstream broke; hiding it would make the run look clean.
+            at = "" if step is None else f" at step {step}"
+            self.warn(f"metric {', '.join(f'{k}={v}' for k, v in bad.items())}{at} is not a finite number; "
+                      f"not logged as a metric, recorded as tag nonfinite.<name>")
+            self.set_tags({f"nonfinite.{k}": f"{v}{at}" for k, v in bad.items()})
+        items = [Metric(k, float(v), ts, step or 0) for k, v in metrics.items() if v is not None and k not in bad]
         for i in range(0, len(items), 1000):
             self.client.log_batch(self.run_id, metrics=items[i : i + 1000])
 
@@ -189,8 +258,10 @@ class Tracker:
         """Save a matplotlib figure as artifact ``name`` (e.g. ``plots/tsne.png``) and close it."""
         import matplotlib.pyplot as plt
 
-        self.client.log_figure(self.run_id, fig, name)
-        plt.close(fig)
+        try:
+            self.client.log_figure(self.run_id, fig, name, save_kwargs={"dpi": self.dpi, "bbox_inches": "tight"})
+        finally:
+            plt.close(fig)
 
     def log_bytes(self, data: bytes, name: str) -> None:
         with tempfile.TemporaryDirectory() as d:
@@ -210,6 +281,21 @@ class Tracker:
             w.writeheader()
             w.writerows(rows)
         self.log_text(buf.getvalue(), name)
+
+    def log_dataset(self, name: str, *, digest: str, source: str, n_rows: int, context: str = "eval") -> None:
+        """Record the dataset as an MLflow dataset input (the UI's Datasets column and filter).
+
+        ``digest`` is the dataset's fingerprint (12 hex characters, as short as MLflow's own; the whole one
+        goes into the input's ``fingerprint`` tag); ``source`` its root folder or generator URI.
+        """
+        from mlflow.entities import Dataset as MlflowDataset
+        from mlflow.entities import DatasetInput, InputTag
+
+        src_type = "local" if "://" not in source else source.split("://", 1)[0]
+        ds = MlflowDataset(name=name, digest=digest[:12], source_type=src_type, source=json.dumps({"uri": source}),
+                           profile=json.dumps({"num_rows": int(n_rows)}))
+        tags = [InputTag("mlflow.data.context", context), InputTag("fingerprint", digest)]
+        self.client.log_inputs(self.run_id, datasets=[DatasetInput(ds, tags)])
 
     def log_npz(self, name: str, **arrays: np.ndarray) -> None:
         buf = io.BytesIO()
@@ -244,6 +330,22 @@ def finished_run(cfg: DictConfig) -> tuple[str, dict[str, float]] | None:
     return (runs[0].info.run_id, dict(runs[0].data.metrics)) if runs else None
 
 
+def figure_dpi(cfg: DictConfig) -> int:
+    """``plots.dpi`` (default 200: sharp in print), checked: a whole number in [50, 1200]."""
+    dpi = (cfg.get("plots") or {}).get("dpi", 200)
+    if isinstance(dpi, bool) or not isinstance(dpi, int) or not 50 <= dpi <= 1200:
+        raise LabError(f"plots.dpi={dpi!r} must be a whole number of dots per inch in [50, 1200], e.g. plots.dpi=300")
+    return dpi
+
+
+def ensure_experiment(cfg: DictConfig) -> str:
+    """Create (if new) the MLflow experiment of ``cfg`` and return its id; checks the store is reachable.
+
+    Called before a multirun's jobs launch, so parallel jobs find it instead of racing to create it.
+    """
+    return _LockedClient(resolve_tracking_uri(cfg)).experiment_id(cfg.experiment.name)
+
+
 def run_tags(cfg: DictConfig) -> dict[str, str]:
     """The comparison tags of a run: the choice of every config group the experiment declares.
 
@@ -270,6 +372,7 @@ def run_tags(cfg: DictConfig) -> dict[str, str]:
 @contextlib.contextmanager
 def start_run(cfg: DictConfig) -> Iterator[Tracker]:
     """Open the MLflow run of one job; mark it FINISHED, or FAILED with the error, on exit."""
+    dpi = figure_dpi(cfg)  # a bad value stops here, before a run is opened
     uri = resolve_tracking_uri(cfg)
     client = _LockedClient(uri)
     name = cfg.experiment.name
@@ -283,10 +386,17 @@ def start_run(cfg: DictConfig) -> Iterator[Tracker]:
     run_name = "-".join([name] + [f"k{v}" if k == "k" else v for k, v in tags.items()
                                   if k in set(cfg.experiment.get("groups") or []) | {"k"}] + [f"s{cfg.seed}"])
     run = client.create_run(exp_id, run_name=run_name, tags=tags)
-    tracker = Tracker(client, run.info.run_id, exp_id)
+    tracker = Tracker(client, run.info.run_id, exp_id, dpi=dpi)
     log.info("MLflow run %s (%s) in experiment %r at %s", run.info.run_id, run_name, name, uri)
     try:
-        tracker.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+        cut = tracker.log_params(flatten(resolved))
+        # The whole resolved config, always: params over MLflow's length limit are cut, this is not.
+        tracker.log_text(OmegaConf.to_yaml(OmegaConf.create(resolved)), "config.yaml")
+        if cut:
+            tracker.set_tags({"params_truncated": ", ".join(cut)[:5000]})
+            log.info("params longer than %d characters (%s) are cut in MLflow's params; whole in config.yaml",
+                     PARAM_LIMIT, ", ".join(cut))
         if out_dir is not None and (out_dir / ".hydra").is_dir():
             tracker.log_artifact(out_dir / ".hydra", ".hydra")
         yield tracker
@@ -296,9 +406,11 @@ def start_run(cfg: DictConfig) -> Iterator[Tracker]:
             tracker.set_tags({"error": msg[:5000]})
             tracker.log_text("".join(traceback.format_exception(err)), "error.txt")
         client.set_terminated(run.info.run_id, "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
+        log.info("MLflow UI of this run: %s", tracker.url)
         raise
     else:
         client.set_terminated(run.info.run_id, "FINISHED")
+        log.info("MLflow UI of this run: %s", tracker.url)
 
 
 def sweep_runs(uri: str, experiment: str, sweep_id: str | None = None) -> tuple[str, list[dict[str, Any]]]:

@@ -42,19 +42,19 @@ def test_cluster_scores_logs_curves_per_k_and_best_k(compose_cfg):
     best = run(cfg)
     client = MlflowClient(resolve_tracking_uri(cfg))
     (r,) = client.search_runs([client.get_experiment_by_name("cluster_scores").experiment_id])
-    hist = client.get_metric_history(r.info.run_id, "silhouette")
+    hist = client.get_metric_history(r.info.run_id, "cluster_scores/silhouette")
     assert sorted(m.step for m in hist) == [2, 3, 4, 5, 6]
-    assert len(client.get_metric_history(r.info.run_id, "davies_bouldin")) == 5
+    assert len(client.get_metric_history(r.info.run_id, "cluster_scores/davies_bouldin")) == 5
     assert r.data.tags["clusterer"] == "gmm"  # the study's choice is the default here
-    assert set(best) == {"best_k.silhouette", "best_k.calinski_harabasz", "best_k.davies_bouldin"}
+    assert set(best) == {"best_k/silhouette", "best_k/calinski_harabasz", "best_k/davies_bouldin"}
     # the reported best k is where the logged curves peak (silhouette, CH) or dip (DB)
-    curve = {name: {m.step: m.value for m in client.get_metric_history(r.info.run_id, name)}
+    curve = {name: {m.step: m.value for m in client.get_metric_history(r.info.run_id, f"cluster_scores/{name}")}
              for name in ("silhouette", "calinski_harabasz", "davies_bouldin")}
-    assert best["best_k.silhouette"] == max(curve["silhouette"], key=curve["silhouette"].get)
-    assert best["best_k.calinski_harabasz"] == max(curve["calinski_harabasz"], key=curve["calinski_harabasz"].get)
-    assert best["best_k.davies_bouldin"] == min(curve["davies_bouldin"], key=curve["davies_bouldin"].get)
-    assert r.data.tags["best_k"] == ", ".join(f"{n}={int(best['best_k.' + n])}" for n in curve)
-    assert len(client.get_metric_history(r.info.run_id, "silhouette_std")) == 5  # 3 seeds per k by default
+    assert best["best_k/silhouette"] == max(curve["silhouette"], key=curve["silhouette"].get)
+    assert best["best_k/calinski_harabasz"] == max(curve["calinski_harabasz"], key=curve["calinski_harabasz"].get)
+    assert best["best_k/davies_bouldin"] == min(curve["davies_bouldin"], key=curve["davies_bouldin"].get)
+    assert r.data.tags["best_k"] == ", ".join(f"{n}={int(best['best_k/' + n])}" for n in curve)
+    assert len(client.get_metric_history(r.info.run_id, "cluster_scores/silhouette_std")) == 5  # 3 seeds per k by default
     assert {"cluster_scores.png", "cluster_scores.csv"} <= {a.path for a in client.list_artifacts(r.info.run_id)}
 
 

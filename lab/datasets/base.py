@@ -77,7 +77,10 @@ AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".mp3")
 
 
 def _audio_files(folder: Path, extensions: tuple[str, ...]) -> list[Path]:
-    return sorted(f for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in extensions and not f.name.startswith("."))
+    # Links that point nowhere (or at themselves) are kept: they are skipped later with a counted
+    # reason instead of vanishing from the dataset without a word.
+    return sorted(f for f in folder.rglob("*") if (f.is_file() or f.is_symlink()) and f.suffix.lower() in extensions
+                  and not f.name.startswith("."))
 
 
 def scan_labelled_folders(root: Path, extensions: tuple[str, ...], *, flat_label: str | None = None) -> list[Clip]:

@@ -3,12 +3,12 @@
 Fit the configured clusterer (GMM by default, as in the study; ``clusterer=kmeans`` works too)
 for every k in ``[k_min, k_max]`` and compute three internal indices on the embeddings:
 silhouette (higher is better), Calinski-Harabasz (higher) and Davies-Bouldin (lower). Each is
-logged as an MLflow metric with ``step=k`` so the UI draws the curves; the best k per index is
-logged as ``best_k.<index>`` and summarised in the ``best_k`` tag; one figure shows all three.
+logged as an MLflow metric ``cluster_scores/<index>`` with ``step=k`` so the UI draws the curves (the
+prefix gives them their own chart section); the best k per index is logged as ``best_k/<index>`` and summarised in the ``best_k`` tag; one figure shows all three.
 
 Each k is fitted with ``experiment.seeds`` clusterer seeds (``seed``, ``seed+1``, ...): the curves
-are the mean over seeds (``<index>_std`` beside them), the best k is taken on the mean, and
-``best_k_seed_agreement.<index>`` says what share of single seeds would have picked the same k —
+are the mean over seeds (``cluster_scores/<index>_std`` beside them), the best k is taken on the mean, and
+``best_k_seed_agreement/<index>`` says what share of single seeds would have picked the same k —
 with one GMM seed per k the answer can flip. The indices are computed in the space the clusterer
 works in (standardised when ``clusterer.standardize=true``).
 """
@@ -30,6 +30,8 @@ from lab.errors import LabError  # noqa: E402
 from lab.pipeline import load_embeddings  # noqa: E402
 
 log = logging.getLogger(__name__)
+
+PREFIX = "cluster_scores/"  # per-k index curves: cluster_scores/<index>[_std], step = k
 
 INDICES = {  # name -> (function, "max" | "min")
     "silhouette": (skm.silhouette_score, "max"),
@@ -107,16 +109,16 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
     mean, std = over_seeds(per_seed), over_seeds(per_seed, seed_std)
     for name in INDICES:
         for k in mean[name]:
-            tracker.log_metrics({name: mean[name][k], f"{name}_std": std[name][k]}, step=k)
+            tracker.log_metrics({f"{PREFIX}{name}": mean[name][k], f"{PREFIX}{name}_std": std[name][k]}, step=k)
     best = best_k(mean)
     # the share of seeds that, alone, would pick the same k: one GMM seed can flip the answer
     agree = {name: float(np.mean([best_k({name: {k: v[s] for k, v in per_seed[name].items() if s in v}}).get(name) == best[name]
                                   for s in seeds])) for name in best}
-    tracker.log_metrics({f"best_k.{name}": float(k) for name, k in best.items()} | {f"best_k_seed_agreement.{name}": a for name, a in agree.items()})
+    tracker.log_metrics({f"best_k/{name}": float(k) for name, k in best.items()} | {f"best_k_seed_agreement/{name}": a for name, a in agree.items()})
     tracker.set_tags({"best_k": ", ".join(f"{n}={k}" for n, k in best.items())})
     tracker.log_csv([{"k": k, "seed": s, **{name: per_seed[name].get(k, {}).get(s) for name in INDICES}} for k in ks for s in seeds],
                     "cluster_scores.csv")
     what = f"{cfg.model.name} on {dataset.name} ({n} songs), {clusterer.name}{' standardised' if clusterer.standardize else ''}, mean of {len(seeds)} seeds"
     tracker.log_figure(figure(per_seed, best, what), "cluster_scores.png")
     log.info("best k: %s (share of seeds agreeing: %s)", best, agree)
-    return {f"best_k.{name}": float(k) for name, k in best.items()}
+    return {f"best_k/{name}": float(k) for name, k in best.items()}

@@ -32,7 +32,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     """Print the table (or the available names); returns the exit code."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        parser.error(f"unknown option {unknown[0]}; the options are --available, --corpus and --help, the rest are key=value overrides")
     cfg = compose_from_args(args.overrides)
     wdir = to_absolute_path(str(cfg.paths.weights))
     rows = []
