@@ -40,9 +40,9 @@ def test_fixed_split_chooses_C_on_valid_and_scores_test():
     X, y = _blobs(3.0, n_per=30, d=5)
     part = np.tile(np.array(["train"] * 18 + ["valid"] * 6 + ["test"] * 6), 4)  # per label block of 30
     te, pred, folds, grid = fixed_split(X, y, part, CS, max_iter=2000, seed=0)
-    assert te.sum() == (part == "test").sum() and len(pred) == te.sum()
+    assert te.sum() == (part == "test").sum() and len(pred) == len(y)
     best = max(grid, key=lambda g: (g["valid_accuracy"], -g["C"]))
-    assert folds[0]["C"] == best["C"] and folds[0]["test_accuracy"] == np.mean(pred == y[te])
+    assert folds[0]["C"] == best["C"] and folds[0]["test_accuracy"] == np.mean(pred[te] == y[te])
 
 
 def test_probe_options_and_small_classes_are_one_sentence():
@@ -79,7 +79,11 @@ def test_probe_job_on_gtzan_mini(compose_cfg, split):
     (r,) = client.search_runs([client.get_experiment_by_name("probe").experiment_id])
     assert r.info.status == "FINISHED" and r.data.tags["corpus"] == "mtat"
     assert r.data.metrics["probe_accuracy"] == pytest.approx(scores["probe_accuracy"])
-    assert scores["probe_accuracy"] > scores["chance_accuracy"]
+    if split == "all":  # 50 songs in 5 folds: well above the 10 % chance; 4 test songs prove nothing either way
+        assert scores["probe_accuracy"] > 2 * scores["chance_accuracy"]
+    else:
+        folds = open(client.download_artifacts(r.info.run_id, "probe_folds.csv")).read().splitlines()
+        assert folds[0].startswith("fold,C,n_train,n_valid,n_test") and ",19,24,4," in folds[1]
     names = {a.path for a in client.list_artifacts(r.info.run_id)}
     assert {"probe_folds.csv", "probe_grid.csv", "probe_predictions.csv", "probe_hyperparameters.json", "probe_confusion_matrix.png"} <= names
     assert scores["n_test"] == (4 if split == "fault_filtered" else 50)  # gtzan_mini holds 4 of the 290 test songs

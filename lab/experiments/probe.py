@@ -65,7 +65,10 @@ def _check_counts(y: np.ndarray, folds: int, what: str) -> None:
 
 
 def fixed_split(X: np.ndarray, y: np.ndarray, part: np.ndarray, Cs: list[float], *, max_iter: int, seed: int):
-    """Train on ``part == "train"``, choose C on ``"valid"``, test on ``"test"``."""
+    """Train on ``part == "train"``, choose C on ``"valid"``, test on ``"test"``.
+
+    Returns the test mask, predictions [shape=(n,)] (filled on the test rows), the fold record and the C grid.
+    """
     tr, va, te = (part == p for p in ("train", "valid", "test"))
     for name, sel in (("train", tr), ("valid", va), ("test", te)):
         if not sel.any():
@@ -78,9 +81,10 @@ def fixed_split(X: np.ndarray, y: np.ndarray, part: np.ndarray, Cs: list[float],
         grid.append({"C": C, "train_accuracy": float(p.score(X[tr], y[tr])), "valid_accuracy": float(p.score(X[va], y[va]))})
     best = max(grid, key=lambda g: (g["valid_accuracy"], -g["C"]))  # ties: the stronger regularisation
     probe = make_probe(best["C"], max_iter=max_iter, seed=seed).fit(X[tr], y[tr])
-    pred = probe.predict(X[te])
+    pred = np.full(len(y), "", dtype=object)  # rows aligned with y; only the test rows are predicted
+    pred[te] = probe.predict(X[te])
     folds = [{"fold": 0, "C": best["C"], "n_train": int(tr.sum()), "n_valid": int(va.sum()), "n_test": int(te.sum()),
-              "valid_accuracy": best["valid_accuracy"], "test_accuracy": float(np.mean(pred == y[te]))}]
+              "valid_accuracy": best["valid_accuracy"], "test_accuracy": float(np.mean(pred[te] == y[te]))}]
     return te, pred, folds, grid
 
 
@@ -123,7 +127,7 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
         sel, pred, folds, grid = kfold(X, y, Cs, folds=n_folds, inner_folds=inner, max_iter=max_iter, seed=seed)
         protocol = f"stratified {n_folds}-fold, C by inner {inner}-fold"
     acc = np.array([f["test_accuracy"] for f in folds])
-    yt, yp = y[sel], pred[sel]
+    yt, yp = y[sel], pred[sel].astype(y.dtype)
     scores = {"probe_accuracy": float(np.mean(yp == yt)) if fixed else float(acc.mean()),
               "probe_accuracy_std": float(acc.std(ddof=1)) if len(acc) > 1 else float("nan"),
               "probe_balanced_accuracy": float(balanced_accuracy_score(yt, yp)),

@@ -4,7 +4,7 @@ Every model of ``experiment.models`` (``name`` or ``name@corpus``, e.g. ``fcn@mt
 configured dataset (through the cache); songs are aligned by clip id (only songs every model
 embedded are kept, and how many were dropped is logged); then for each measure of
 ``experiment.measures`` (``linear_cka`` default, ``rbf_cka``, ``procrustes``; see
-:mod:`lab.similarity`) every pair of models is compared, with a percentile bootstrap interval over
+:mod:`lab.similarity`) every pair of models is compared, with a basic bootstrap interval over
 songs (``experiment.n_boot`` resamples, one resample shared by all pairs) and a permutation null
 (``experiment.n_perm`` shuffles: the value unrelated spaces reach on these songs and widths).
 
@@ -19,6 +19,7 @@ their difference ``<measure>/corpus_minus_arch`` (and its interval, ``..._lo``/`
 
 from __future__ import annotations
 
+import copy
 import itertools
 import logging
 from dataclasses import dataclass
@@ -103,7 +104,7 @@ def contrasts(specs: list[ModelSpec], res: similarity.SimilarityResult, *, highe
                 i, j, k = idx[s], idx[b], idx[a2]
                 d = sign * (res.value[i, j] - res.value[i, k])
                 boot = sign * (res.boot[:, i, j] - res.boot[:, i, k])
-                lo, hi = np.nanpercentile(boot, [(1 - ci) / 2 * 100, (1 + ci) / 2 * 100]) if len(boot) else (np.nan, np.nan)
+                lo, hi = similarity.basic_interval(d, boot, ci) if len(boot) else (np.nan, np.nan)
                 rows.append({"model": s.label, "same_corpus_other_arch": b.label, "same_arch_other_corpus": a2.label,
                              "sim_same_corpus": round(float(res.value[i, j]), 4), "sim_same_arch": round(float(res.value[i, k]), 4),
                              "difference": round(float(d), 4), "ci_low": round(float(lo), 4), "ci_high": round(float(hi), 4),
@@ -139,12 +140,15 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
     if not 0 < ci < 1:
         raise LabError(f"experiment.ci={ci} must be between 0 and 1 (e.g. 0.95)")
     dataset = build_dataset(cfg.dataset)
+    quiet = copy.copy(dataset)  # the same clips without the dataset's notes: say them once, not once per model
+    quiet.notes = []
     embs = {}
-    for spec in specs:
+    for k, spec in enumerate(specs):
         c = model_cfg(cfg, spec)
         loaded = build_model(c)
-        emb = embed(c, dataset, loaded, tracker=None)
-        log_embedded(tracker, dataset, emb, loaded, prefix=f"{spec.key}.")
+        ds = dataset if k == 0 else quiet
+        emb = embed(c, ds, loaded, tracker=None)
+        log_embedded(tracker, ds, emb, loaded, prefix=f"{spec.key}.")
         embs[spec] = emb
     ids = aligned([list(embs[s].ids) for s in specs])
     dropped = max(len(e.ids) for e in embs.values()) - len(ids)
@@ -175,7 +179,7 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
         tracker.log_npz(f"{m.name}.npz", value=res.value, boot=res.boot, null=res.null, models=np.array(labels), ids=np.array(ids))
         vmax = 1.0 if m.higher_is_similar else float(max(np.nanmax(res.value), 1e-9))
         title = (f"{m.label} of song embeddings, {dataset.name} ({len(ids)} songs)\n"
-                 f"cells: value [{ci:.0%} bootstrap interval over songs, {n_boot} resamples]")
+                 f"cells: value [{ci:.0%} basic bootstrap interval over songs, {n_boot} resamples]")
         tracker.log_figure(plots.similarity_heatmap(res.value, labels, title=title, label=m.label, lo=lo, hi=hi,
                                                     higher_is_similar=m.higher_is_similar, vmax=vmax), f"{m.name}.png")
         con = contrasts(specs, res, higher_is_similar=m.higher_is_similar, ci=ci)
@@ -184,6 +188,6 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
         for name, v in group_means(specs, res, higher_is_similar=m.higher_is_similar).items():
             scores[f"{m.name}/{name}"] = float(v[0])
             if n_boot:
-                scores[f"{m.name}/{name}_lo"], scores[f"{m.name}/{name}_hi"] = (float(x) for x in np.nanpercentile(v[1:], [(1 - ci) / 2 * 100, (1 + ci) / 2 * 100]))
+                scores[f"{m.name}/{name}_lo"], scores[f"{m.name}/{name}_hi"] = (float(x) for x in similarity.basic_interval(v[0], v[1:], ci))
     tracker.log_metrics(scores)
     return scores
