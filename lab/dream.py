@@ -195,11 +195,11 @@ def load_checkpoint(path: Path, *, target: np.ndarray, length: int) -> dict | No
     if not path.is_file():
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain containers only
     except Exception:  # noqa: BLE001 - a damaged checkpoint means starting over, not failing
         log.warning("dream checkpoint %s is unreadable; starting from step 0", path)
         return None
-    if state["v"].numel() != length or not np.array_equal(state["target"], target):
+    if state["v"].numel() != length or not np.array_equal(state["target"].numpy(), target):
         log.warning("dream checkpoint %s belongs to another target or length; starting from step 0", path)
         return None
     return state
@@ -286,7 +286,7 @@ def dream(
     def save() -> None:
         if ckpt is not None:
             save_checkpoint(ckpt, {"v": v.detach().cpu(), "optimizer": opt.state_dict(), "step": step,
-                                   "history": history, "rng": torch.get_rng_state(), "target": target,
+                                   "history": history, "rng": torch.get_rng_state(), "target": torch.from_numpy(np.asarray(target)),
                                    "initial_loss": initial_loss, "settings": asdict(settings)})
 
     if state is None:

@@ -37,7 +37,7 @@ def test_another_models_checkpoint_does_not_fit(tmp_path):
 def test_another_models_checkpoint_under_a_verified_name_is_refused_by_its_hash(tmp_path):
     src = need(WEIGHTS / "jamendo" / "crnn" / "best_model.pth")
     _place(src, tmp_path, "musicnn")
-    with pytest.raises(LabError, match=r"does not match the official musicnn weights \(SHA-256 differs\); re-download"):
+    with pytest.raises(LabError, match=r"does not match the official musicnn weights trained on jamendo \(SHA-256 differs\); re-download"):
         build("musicnn", weights_dir=tmp_path)
 
 
