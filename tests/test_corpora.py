@@ -100,10 +100,13 @@ def test_cache_keys_differ_per_corpus():
 def test_search_path_falls_through_to_shared(tmp_path, monkeypatch):
     need(WEIGHTS / "jamendo" / "fcn" / "best_model.pth")
     monkeypatch.delenv("LAB_WEIGHTS_DIR", raising=False)
+    (tmp_path / "empty").mkdir()
     dirs = search_path(tmp_path / "empty")
     assert dirs[0] == tmp_path / "empty" and dirs[-1] == ROOT.parent / "shared" / "weights"
     _, wid = build("fcn", weights_dir=tmp_path / "empty")  # configured folder lacks it: the next folder has it
     assert wid == KNOWN_SHA256[("jamendo", "fcn")]
+    with pytest.raises(LabError, match=r"no checkpoint for model=fcn at .*typo/jamendo/fcn/best_model.pth"):
+        build("fcn", weights_dir=tmp_path / "typo")  # a named folder that does not exist is reported, not skipped
     monkeypatch.setenv("LAB_WEIGHTS_DIR", str(tmp_path / "env"))
     assert search_path(None)[0] == tmp_path / "env"
 

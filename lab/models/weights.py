@@ -98,7 +98,11 @@ def find_checkpoint(model: str, corpus: str = DEFAULT_CORPUS, configured: str | 
     Raises :class:`LabError` listing every place looked when none does.
     """
     rel = subpath or f"{corpus}/{model}/best_model.pth"
-    candidates = [d / rel for d in search_path(configured)]
+    dirs = search_path(configured)
+    if configured and not dirs[0].is_dir() and dirs[0].resolve() not in (REPO_ROOT / "weights", Path.cwd().resolve() / "weights"):
+        # a folder the user named that does not exist is a typo to report, not a reason to look elsewhere
+        dirs = dirs[:1]
+    candidates = [d / rel for d in dirs]
     for p in candidates:
         if p.is_file():
             return p

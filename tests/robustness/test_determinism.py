@@ -54,6 +54,7 @@ def test_same_config_and_seed_give_bit_identical_results(compose_cfg, tmp_path, 
 
 
 @pytest.mark.slow
+@pytest.mark.heavy  # a minute or two per model: python -m pytest -m heavy
 @pytest.mark.parametrize("name", list(REGISTRY))
 def test_a_songs_embedding_does_not_depend_on_batch_size_or_batch_mates(name):
     # 30-s clips: at least one window for every model (fcn and crnn take 29 s). Official weights

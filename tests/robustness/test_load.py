@@ -16,7 +16,7 @@ from test_mlflow_ui import server  # noqa: F401 - the real mlflow server fixture
 
 from conftest import ROOT, WEIGHTS, need
 
-pytestmark = [pytest.mark.robustness, pytest.mark.slow]
+pytestmark = [pytest.mark.robustness, pytest.mark.slow, pytest.mark.heavy]  # minutes per store: python -m pytest -m heavy
 
 SEEDS, KS = 10, (2, 3, 4, 5)  # 40 jobs
 # FCN with its checkpoint on 12 short synthetic clips: one extraction (the weights do not depend on
