@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -33,43 +30,9 @@ def _env(**extra):
     return env
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def server(tmp_path):
-    port = _free_port()
-    log = open(tmp_path / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-                             "--backend-store-uri", f"sqlite:///{tmp_path}/server.db", "--artifacts-destination", str(tmp_path / "art")],
-                            stdout=log, stderr=subprocess.STDOUT, env=_env())
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 180
-        while True:
-            try:
-                if urllib.request.urlopen(url + "/health", timeout=2).status == 200:
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                pytest.fail("mlflow server did not start: " + (tmp_path / "server.log").read_text()[-2000:])
-            time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-
-
 @pytest.mark.slow
-def test_the_sweeps_ui_link_lists_its_runs_with_dataset_and_headline_metric(tmp_path, server):
+def test_the_sweeps_ui_link_lists_its_runs_with_dataset_and_headline_metric(tmp_path, mlflow_server):
+    server = mlflow_server
     p = subprocess.run([sys.executable, "-m", "lab", *FAST, "seed=0,1", f"paths.cache={tmp_path}/cache",
                         f"hydra.sweep.dir={tmp_path}/multirun", "-m"], cwd=tmp_path, env=_env(MLFLOW_TRACKING_URI=server),
                        capture_output=True, text=True, timeout=900)

@@ -12,7 +12,6 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from test_mlflow_ui import server  # noqa: F401 - the real mlflow server fixture
 
 from conftest import ROOT, WEIGHTS, need
 
@@ -51,7 +50,7 @@ def _count(uri: str) -> dict[str, int]:
 def test_forty_parallel_jobs_lose_no_run(tmp_path, request, store):
     need(WEIGHTS / "jamendo" / "fcn" / "best_model.pth")
     if store == "server":
-        uri = request.getfixturevalue("server")
+        uri = request.getfixturevalue("mlflow_server")
         wall, p = _sweep(tmp_path, {"MLFLOW_TRACKING_URI": uri})
     else:
         uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
