@@ -106,7 +106,10 @@ class FailureSummary(Callback):
         if not path.is_file():
             return
         failed = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        # name each job by the values the sweep varies (the overrides given with commas), not all of them
+        swept = {o.split("=", 1)[0] for o in config.hydra.overrides.task if "," in o.split("=", 1)[-1]}
         print(f"error: {len(failed)} job{'s' if len(failed) != 1 else ''} of this multirun failed:", file=sys.stderr)
         for f in failed:
-            print(f"  job {f['job']} ({' '.join(f['overrides']) or 'defaults'}): {f['error']}", file=sys.stderr)
+            shown = [o for o in f["overrides"] if o.split("=", 1)[0] in swept] or f["overrides"]
+            print(f"  job {f['job']} ({' '.join(shown) or 'defaults'}): {f['error']}", file=sys.stderr)
         sys.exit(1)
