@@ -84,6 +84,7 @@ def _refused(compose_cfg, tmp_path, overrides: list[str], expected: str) -> None
 
 
 @pytest.mark.slow  # 43 cases, about a second each (a compose and the pre-run checks)
+@pytest.mark.heavy  # tests/test_config.py checks the same sentences in the default run
 @pytest.mark.parametrize("overrides, expected", CASES, ids=[c[0] for c in CASES])
 def test_bad_value_is_one_sentence_before_any_run(compose_cfg, tmp_path, overrides, expected):
     ov = overrides.split(" ")

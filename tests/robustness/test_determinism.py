@@ -36,6 +36,7 @@ def _artifacts(cfg):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy  # two cold extractions and jobs per clusterer
 @pytest.mark.parametrize("clusterer", ["kmeans", "gmm"])
 def test_same_config_and_seed_give_bit_identical_results(compose_cfg, tmp_path, clusterer):
     results = []
