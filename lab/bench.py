@@ -243,18 +243,26 @@ def _decode_all(ds, sr: int) -> tuple[list[np.ndarray], float]:
     return ys, time.perf_counter() - t
 
 
-def job_model(name: str, args: argparse.Namespace, conv_ceiling: float | None) -> dict:
-    import torch
-
-    from lab.embed import extract, frame_windows
-    from lab.inference import InferenceEngine
+def _bench_inputs(name: str, n_clips: int, args: argparse.Namespace):
+    """A random-weight ``name`` (speed does not depend on the values), the bench clips decoded and
+    windowed: (model, weights id, dataset, decoded clips, decode seconds, windows per clip)."""
+    from lab.embed import frame_windows
     from lab.models import build
 
     model, wid = build(name, pretrained=False)
+    ds = bench_dataset(n_clips, seconds=args.seconds, audio_dir=args.audio_dir)
+    ys, decode_s = _decode_all(ds, model.info.sample_rate)
+    return model, wid, ds, ys, decode_s, [frame_windows(y, model.info.input_length)[0] for y in ys]
+
+
+def job_model(name: str, args: argparse.Namespace, conv_ceiling: float | None) -> dict:
+    import torch
+
+    from lab.embed import extract
+    from lab.inference import InferenceEngine
+
+    model, wid, ds, ys, decode_s, windows = _bench_inputs(name, args.clips, args)
     info = model.info
-    ds = bench_dataset(args.clips, seconds=args.seconds, audio_dir=args.audio_dir)
-    ys, decode_s = _decode_all(ds, info.sample_rate)
-    windows = [frame_windows(y, info.input_length)[0] for y in ys]
     audio_s = sum(len(y) for y in ys) / info.sample_rate
     n = len(ys)
     gflop = flops_per_window(model) / 1e9
@@ -391,15 +399,9 @@ def job_sweep(name: str, args: argparse.Namespace) -> list[dict]:
     """Time a grid of knobs on the same windows, round-robin, best of --repeats; plus the baseline."""
     import torch
 
-    from lab.embed import frame_windows
     from lab.inference import DEFAULT_KNOBS, InferenceEngine, InferenceKnobs
-    from lab.models import build
 
-    model, _ = build(name, pretrained=False)
-    info = model.info
-    ds = bench_dataset(args.clips, seconds=args.seconds, audio_dir=args.audio_dir)
-    ys, _ = _decode_all(ds, info.sample_rate)
-    windows = [frame_windows(y, info.input_length)[0] for y in ys]
+    model, _, ds, ys, _, windows = _bench_inputs(name, args.clips, args)
     all_windows = np.concatenate(windows)
     n = len(ys)
     has_2d = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
@@ -484,15 +486,9 @@ def job_backends(name: str, args: argparse.Namespace, ceil: dict) -> list[dict]:
     import torch
 
     from lab.backends import AUTO_BACKEND
-    from lab.embed import frame_windows
     from lab.inference import InferenceEngine
-    from lab.models import build
 
-    model, wid = build(name, pretrained=False)
-    info = model.info
-    ds = bench_dataset(args.backend_clips, seconds=args.seconds, audio_dir=args.audio_dir)
-    ys, decode_s = _decode_all(ds, info.sample_rate)
-    windows = [frame_windows(y, info.input_length)[0] for y in ys]
+    model, wid, ds, ys, decode_s, windows = _bench_inputs(name, args.backend_clips, args)
     all_windows = np.concatenate(windows)
     n, n_windows = len(ys), len(all_windows)
     gflop = flops_per_window(model) / 1e9
