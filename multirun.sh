@@ -5,11 +5,14 @@
 #
 #   bash multirun.sh dataset=gtzan dataset.root=PATH          # extra args = Hydra overrides
 #   SEEDS=3 MODELS="fcn crnn" bash multirun.sh ...
-#   bash multirun.sh ... hydra/launcher=joblib hydra.launcher.n_jobs=2   # parallel jobs
+#   JOBS=1 bash multirun.sh ...        # one job at a time (default: one per CPU core)
 #
 # Models without a checkpoint are skipped with one line (never run with random weights here).
-# Each model's embeddings are extracted once (by its cluster_scores job, which runs first); the
-# 20 clustering jobs reuse the cache. PYTHON selects the interpreter (default: python).
+# Two multiruns: cluster_scores over the models (it extracts each model's embeddings once, into the
+# cache), then all clustering jobs (models x clusterers x counts x seeds) on the cache, JOBS at a
+# time (joblib workers; a hydra/launcher=... argument replaces that launcher). Two Python
+# processes instead of two per model: each start costs ~10 s of imports on a 2-core machine.
+# PYTHON selects the interpreter (default: python).
 # Interrupted? Re-run with the sweep id it printed (SWEEP_ID=... bash multirun.sh <same args>):
 # jobs that already FINISHED in that sweep are skipped.
 #   bash multirun.sh SEEDS=3 MODELS="fcn crnn" dataset=gtzan ...   # the same settings as arguments
@@ -22,12 +25,12 @@ cd "$(dirname "$0")"
 overrides=()
 for arg in "$@"; do
   case "$arg" in
-    SEEDS=*|MODELS=*|SWEEP_ID=*|PYTHON=*) export "${arg%%=*}=${arg#*=}" ;;
+    SEEDS=*|MODELS=*|SWEEP_ID=*|PYTHON=*|JOBS=*|TRANSFORMS=*) export "${arg%%=*}=${arg#*=}" ;;
     LAB_*=*|MLFLOW_TRACKING_URI=*) export "${arg%%=*}=${arg#*=}" ;;  # what the lab itself reads
     [A-Z]*=*)
       name=${arg%%=*}
       if [[ "$name" =~ ^[A-Z][A-Z0-9_]*$ ]]; then
-        echo "multirun.sh: $name is not a setting of multirun.sh (SEEDS, MODELS, SWEEP_ID, PYTHON) nor a Hydra override (those are lower-case, e.g. seed=1); an environment variable goes before the command: $arg bash multirun.sh ..." >&2
+        echo "multirun.sh: $name is not a setting of multirun.sh (SEEDS, MODELS, JOBS, SWEEP_ID, TRANSFORMS, PYTHON) nor a Hydra override (those are lower-case, e.g. seed=1); an environment variable goes before the command: $arg bash multirun.sh ..." >&2
         exit 2
       fi
       overrides+=("$arg") ;;
@@ -40,6 +43,11 @@ PY=${PYTHON:-python}
 SEEDS=${SEEDS:-5}
 MODELS=${MODELS:-fcn musicnn crnn attention hcnn sample se}
 SWEEP=${SWEEP_ID:-study-$(date +%Y%m%d-%H%M%S)}
+JOBS=${JOBS:-$(nproc 2>/dev/null || echo 1)}
+if ! [[ "$JOBS" =~ ^[1-9][0-9]*$ ]]; then
+  echo "multirun.sh: JOBS=$JOBS must be a positive whole number of parallel clustering jobs, e.g. JOBS=2 (JOBS=1: one at a time)" >&2
+  exit 2
+fi
 if ! [[ "$SEEDS" =~ ^[1-9][0-9]*$ ]]; then
   echo "multirun.sh: SEEDS=$SEEDS must be a positive whole number of seeds, e.g. SEEDS=3 (runs seeds 0, 1, 2)" >&2
   exit 2
@@ -55,22 +63,31 @@ seeds=$(seq -s, 0 $((SEEDS - 1)))
 echo "multirun.sh: sweep $SWEEP (resume after an interruption with SWEEP_ID=$SWEEP)"
 
 available=" $($PY -m lab.models --available "$@") "
-ran=0
+models=""
 for m in $MODELS; do
   if [[ "$available" != *" $m "* ]]; then
     echo "multirun.sh: skipping model=$m: no checkpoint (python -m lab.models shows where it is expected)"
     continue
   fi
-  echo "multirun.sh: model=$m"
-  $PY -m lab experiment=cluster_scores model="$m" sweep_id="$SWEEP" embed.progress=false "$@"
-  $PY -m lab experiment=clustering model="$m" clusterer=kmeans,gmm cluster_count=seven,ten seed="$seeds" \
-      sweep_id="$SWEEP" embed.progress=false "$@" -m
-  ran=$((ran + 1))
+  models="$models,$m"
 done
-if [[ $ran -eq 0 ]]; then
+models=${models#,}
+if [[ -z "$models" ]]; then
   echo "multirun.sh: no model has a checkpoint; set LAB_WEIGHTS_DIR or paths.weights=DIR" >&2
   exit 2
 fi
+# Parallel clustering jobs unless the caller chose a launcher (e.g. hydra/launcher=submitit_slurm).
+launcher=()
+if [[ "$JOBS" -gt 1 && " $* " != *" hydra/launcher="* ]]; then
+  launcher=(hydra/launcher=joblib "hydra.launcher.n_jobs=$JOBS")
+fi
+njobs=$(( ($(tr -cd , <<<"$models" | wc -c) + 1) * 4 * SEEDS ))
+echo "multirun.sh: models $models; cluster_scores (extracts each model's embeddings once)"
+$PY -m lab experiment=cluster_scores model="$models" sweep_id="$SWEEP" "$@" -m
+echo "multirun.sh: $njobs clustering jobs, $JOBS at a time, on the cached embeddings"
+# experiment.listen_map=0: the listening page (3 MB, ~0.3 s) for the seed-0 run of each cell only
+$PY -m lab experiment=clustering model="$models" clusterer=kmeans,gmm cluster_count=seven,ten seed="$seeds" \
+    experiment.listen_map=0 sweep_id="$SWEEP" embed.progress=false ${launcher[@]+"${launcher[@]}"} "$@" -m
 $PY -m lab.report --sweep-id "$SWEEP" "$@"
 
 # ---- The transforms study (section 3.2.1, Table 2), after the clustering study above ----------
@@ -78,12 +95,8 @@ $PY -m lab.report --sweep-id "$SWEEP" "$@"
 # shifted audio is made once (paths.derived) and embedded once per model (paths.cache).
 # TRANSFORMS=0 skips it; its table: python -m lab.report --experiment transforms --sweep-id $SWEEP
 if [[ "${TRANSFORMS:-1}" != 0 ]]; then
-  tmodels=""
-  for m in $MODELS; do
-    if [[ "$available" == *" $m "* ]]; then tmodels="$tmodels,$m"; fi
-  done
-  echo "multirun.sh: transforms study, models ${tmodels#,}"
-  $PY -m lab experiment=transforms model="${tmodels#,}" shift=pitch,tempo \
+  echo "multirun.sh: transforms study, models $models"
+  $PY -m lab experiment=transforms model="$models" shift=pitch,tempo \
       transform=identity,translation,uniform_scaling,nonuniform_scaling,scaled_orthogonal,affine \
       sweep_id="$SWEEP" embed.progress=false "$@" -m
   $PY -m lab.report --experiment transforms --sweep-id "$SWEEP" "$@"

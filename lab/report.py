@@ -433,8 +433,9 @@ def main(argv: list[str] | None = None) -> int:
     ctx = ReportContext(df.reset_index(drop=True), n_boot=n_boot, level=level, seed=int(boot.get("seed", 0)), method=method)
     if n_boot > 0:
         assignments = {}
+        where = {r["run_id"]: r.get("artifact_uri") for r in runs}
         for r in ctx.df.run_id:
-            text = tracking.run_artifact_text(uri, r, "assignments.csv")
+            text = tracking.run_artifact_text(uri, r, "assignments.csv", artifact_uri=where.get(r))
             a = _read_assignments(text) if text else None
             if a is not None:
                 assignments[r] = a

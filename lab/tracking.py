@@ -102,14 +102,20 @@ def _local_artifact_root(uri: str) -> str | None:
     return None
 
 
+# Calls that only copy files into the artifact store (and read the run's artifact location): they
+# need no lock, and holding it while a parallel job copies a 3-MB listening map would stall the others.
+_ARTIFACT_CALLS = frozenset({"log_artifact", "log_artifacts", "log_text", "log_dict", "download_artifacts", "list_artifacts"})
+
+
 class _LockedClient:
     """An ``MlflowClient`` whose calls hold an exclusive file lock beside a local SQLite store.
 
     Parallel Hydra jobs (joblib launcher) share one SQLite file. SQLite serialises writers, but
     MLflow's first-use schema migration is not safe to race (seen here: alembic "expected to match
     one row" with 2 workers on a fresh store), and busy writers can time out. Holding an ``flock``
-    per call makes every job's logging atomic with respect to the others; calls are short, so
-    the cost is negligible. Remote stores (``http://``) need no lock and get none.
+    per database call makes every job's logging atomic with respect to the others; calls are short,
+    so the cost is negligible. File copies into the artifact store (:data:`_ARTIFACT_CALLS`) and
+    figure drawing happen outside the lock. Remote stores (``http://``) need no lock and get none.
     """
 
     def __init__(self, uri: str) -> None:
@@ -141,7 +147,7 @@ class _LockedClient:
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._client, name)
-        if not callable(attr):
+        if not callable(attr) or name in _ARTIFACT_CALLS:
             return attr
 
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -149,6 +155,16 @@ class _LockedClient:
                 return attr(*args, **kwargs)
 
         return call
+
+
+_CLIENTS: dict[str, _LockedClient] = {}
+
+
+def client_for(uri: str) -> _LockedClient:
+    """The process's one client of the store at ``uri`` (a sweep process opens it once, not per job)."""
+    if uri not in _CLIENTS:
+        _CLIENTS[uri] = _LockedClient(uri)
+    return _CLIENTS[uri]
 
 
 def flatten(d: Any, prefix: str = "") -> dict[str, str]:
@@ -254,14 +270,20 @@ class Tracker:
     def log_dict(self, d: dict, name: str) -> None:
         self.client.log_dict(self.run_id, d, name)
 
-    def log_figure(self, fig: Any, name: str) -> None:
-        """Save a matplotlib figure as artifact ``name`` (e.g. ``plots/tsne.png``) and close it."""
+    def log_figure(self, fig: Any, name: str, *, tight: bool = True) -> None:
+        """Save a matplotlib figure as artifact ``name`` (e.g. ``plots/tsne.png``) and close it.
+
+        ``tight`` crops to the drawn content (one extra drawing pass); a figure laid out with
+        ``tight_layout`` already fits and may pass ``tight=False``.
+        """
         import matplotlib.pyplot as plt
 
         try:
-            self.client.log_figure(self.run_id, fig, name, save_kwargs={"dpi": self.dpi, "bbox_inches": "tight"})
+            buf = io.BytesIO()  # drawn here, not inside a locked client call
+            fig.savefig(buf, format=Path(name).suffix.lstrip(".") or "png", dpi=self.dpi, bbox_inches="tight" if tight else None)
         finally:
             plt.close(fig)
+        self.log_bytes(buf.getvalue(), name)
 
     def log_bytes(self, data: bytes, name: str) -> None:
         with tempfile.TemporaryDirectory() as d:
@@ -321,7 +343,7 @@ def finished_run(cfg: DictConfig) -> tuple[str, dict[str, float]] | None:
     """
     if not cfg.get("sweep_id"):
         return None
-    client = _LockedClient(resolve_tracking_uri(cfg))
+    client = client_for(resolve_tracking_uri(cfg))
     exp = client.get_experiment_by_name(cfg.experiment.name)
     if exp is None:
         return None
@@ -343,7 +365,7 @@ def ensure_experiment(cfg: DictConfig) -> str:
 
     Called before a multirun's jobs launch, so parallel jobs find it instead of racing to create it.
     """
-    return _LockedClient(resolve_tracking_uri(cfg)).experiment_id(cfg.experiment.name)
+    return client_for(resolve_tracking_uri(cfg)).experiment_id(cfg.experiment.name)
 
 
 def run_tags(cfg: DictConfig) -> dict[str, str]:
@@ -374,7 +396,7 @@ def start_run(cfg: DictConfig) -> Iterator[Tracker]:
     """Open the MLflow run of one job; mark it FINISHED, or FAILED with the error, on exit."""
     dpi = figure_dpi(cfg)  # a bad value stops here, before a run is opened
     uri = resolve_tracking_uri(cfg)
-    client = _LockedClient(uri)
+    client = client_for(uri)
     name = cfg.experiment.name
     exp_id = client.experiment_id(name)
 
@@ -415,7 +437,7 @@ def start_run(cfg: DictConfig) -> Iterator[Tracker]:
 
 def sweep_runs(uri: str, experiment: str, sweep_id: str | None = None) -> tuple[str, list[dict[str, Any]]]:
     """All runs of one sweep (default: the latest sweep) as plain dicts: run_id, status, tags, metrics."""
-    client = _LockedClient(uri)
+    client = client_for(uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         raise LabError(f"no MLflow experiment {experiment!r} in {uri}; run a sweep first (bash multirun.sh)")
@@ -428,16 +450,26 @@ def sweep_runs(uri: str, experiment: str, sweep_id: str | None = None) -> tuple[
     runs, token = [], None
     while True:
         page = client.search_runs([exp.experiment_id], filter_string=f"tags.sweep_id = '{sweep_id}'", max_results=1000, page_token=token)
-        runs += [{"run_id": r.info.run_id, "status": r.info.status, "tags": dict(r.data.tags), "metrics": dict(r.data.metrics)} for r in page]
+        runs += [{"run_id": r.info.run_id, "status": r.info.status, "tags": dict(r.data.tags), "metrics": dict(r.data.metrics),
+                  "artifact_uri": r.info.artifact_uri} for r in page]
         token = page.token
         if not token:
             return sweep_id, runs
 
 
-def run_artifact_text(uri: str, run_id: str, path: str) -> str | None:
-    """Text of artifact ``path`` of run ``run_id`` (e.g. ``assignments.csv``), or None when it is absent."""
+def run_artifact_text(uri: str, run_id: str, path: str, *, artifact_uri: str | None = None) -> str | None:
+    """Text of artifact ``path`` of run ``run_id`` (e.g. ``assignments.csv``), or None when it is absent.
+
+    With the run's ``artifact_uri`` (from :func:`sweep_runs`) and a local artifact store, the file is
+    read in place; otherwise MLflow downloads it (a report reads one file from each of 60+ runs).
+    """
+    if artifact_uri and artifact_uri.startswith("file://"):
+        from urllib.parse import unquote, urlparse
+
+        p = Path(unquote(urlparse(artifact_uri).path)) / path
+        return p.read_text() if p.is_file() else None
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per small CSV is noise
-    client = _LockedClient(uri)
+    client = client_for(uri)
     with tempfile.TemporaryDirectory() as d:
         try:
             local = client.download_artifacts(run_id, path, d)
@@ -465,7 +497,7 @@ def log_summary_run(uri: str, experiment: str, run_name: str, *, tags: dict[str,
     nothing is logged; when they changed (new runs in the sweep), that run's files, metrics and
     tags are updated in place. Returns (run id, "created" | "updated" | "unchanged").
     """
-    client = _LockedClient(uri)
+    client = client_for(uri)
     exp_id = client.experiment_id(experiment)
     digest = _files_digest(files)
     found = client.search_runs([exp_id], filter_string=f"tags.summary_key = '{run_name}'",

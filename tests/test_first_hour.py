@@ -40,7 +40,8 @@ def test_multirun_script_rejects_an_unknown_upper_case_word_in_one_sentence(tmp_
 
 
 @pytest.mark.parametrize("arg, expected", [("SEEDS=0", "SEEDS=0 must be a positive whole number"),
-                                           ("MODELS=fcn,crnn", "MODELS has an unknown model 'fcn,crnn'")])
+                                           ("MODELS=fcn,crnn", "MODELS has an unknown model 'fcn,crnn'"),
+                                           ("JOBS=0", "JOBS=0 must be a positive whole number")])
 def test_multirun_script_checks_its_settings(tmp_path, arg, expected):
     p = subprocess.run(["bash", str(ROOT / "multirun.sh"), arg], env=_env(PYTHON=sys.executable),
                        capture_output=True, text=True, timeout=60, cwd=tmp_path)

@@ -142,7 +142,7 @@ def test_multirun_script_skips_missing_checkpoints_and_prints_the_table(tmp_path
     need(GTZAN_MINI)
     p = subprocess.run(["bash", str(ROOT / "multirun.sh"), "dataset=gtzan", f"dataset.root={GTZAN_MINI}",
                         f"paths.mlruns={tmp_path}/mlruns", f"paths.cache={tmp_path}/cache", f"hydra.sweep.dir={tmp_path}/multirun"],
-                       env=_env(PYTHON=sys.executable, SEEDS="2", MODELS="crnn hcnn", SWEEP_ID="script-test", TRANSFORMS="0"),
+                       env=_env(PYTHON=sys.executable, SEEDS="2", MODELS="crnn hcnn", SWEEP_ID="script-test", TRANSFORMS="0", JOBS="2"),
                        capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     assert "skipping model=hcnn: no checkpoint" in p.stdout
@@ -153,6 +153,28 @@ def test_multirun_script_skips_missing_checkpoints_and_prints_the_table(tmp_path
     assert all(r.data.metrics["cache_misses"] == 0 for r in runs)  # cluster_scores extracted first
     (cs,) = client.search_runs([client.get_experiment_by_name("cluster_scores").experiment_id])
     assert cs.data.metrics["cache_misses"] == 50
+    assert "8 clustering jobs, 2 at a time" in p.stdout  # JOBS: one per core (joblib workers)
+    # one listening page per (clusterer, k) cell: the seed-0 runs (experiment.listen_map=0)
+    pages = {r.data.tags["seed"]: [] for r in runs}
+    for r in runs:
+        pages[r.data.tags["seed"]].append("listen_map" in {a.path for a in client.list_artifacts(r.info.run_id)})
+    assert pages == {"0": [True] * 4, "1": [False] * 4}
+
+
+@pytest.mark.slow
+def test_seed_sweep_draws_the_tsne_map_once_and_one_listening_page(compose_cfg):
+    need(WEIGHTS / "jamendo" / "fcn" / "best_model.pth")  # real weights: the seed changes only the clustering
+    for seed in (0, 1):
+        run(compose_cfg("dataset.n_per_class=3", "dataset.seconds=4", "clusterer=kmeans", "cluster_count=seven", f"seed={seed}",
+                        "experiment.listen_map=0", "experiment.save_embeddings=false"))
+    client = MlflowClient(resolve_tracking_uri(compose_cfg()))
+    runs = {r.data.tags["seed"]: r.info.run_id for r in client.search_runs([client.get_experiment_by_name("clustering").experiment_id])}
+    arts = {s: {a.path for a in client.list_artifacts(rid)} for s, rid in runs.items()}
+    assert "listen_map" in arts["0"] and "listen_map" not in arts["1"]
+    assert {"tsne.png", "confusion_matrix.png"} <= arts["1"]
+    # the map does not depend on the clustering seed: the second job logs the first one's drawing
+    png = [open(client.download_artifacts(runs[s], "tsne.png"), "rb").read() for s in ("0", "1")]
+    assert png[0] == png[1] and png[0][:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_rerunning_a_named_sweep_skips_finished_jobs(compose_cfg):
@@ -166,3 +188,4 @@ def test_rerunning_a_named_sweep_skips_finished_jobs(compose_cfg):
     client = MlflowClient(resolve_tracking_uri(cfg))
     runs = client.search_runs([client.get_experiment_by_name("clustering").experiment_id])
     assert len(runs) == 2  # the repeated config was not run again; the new seed was
+

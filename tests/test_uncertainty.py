@@ -151,7 +151,8 @@ def test_auto_uses_the_bootstrap_for_accuracy_and_the_jackknife_for_agreement_in
     ("experiment.bootstrap.n_boot=-1", "bootstrap n_boot=-1 must be a positive number of resamples"),
     ("experiment.bootstrap.level=95", "bootstrap level=95 must be in (0, 1)"),
     ("experiment.bootstrap.method=fancy", "bootstrap method='fancy' must be one of auto, bca, percentile, jackknife"),
-    ("experiment.listen_map=maybe", "experiment.listen_map='maybe' must be true or false"),
+    ("experiment.listen_map=maybe", "experiment.listen_map='maybe' must be true, false or a seed"),
+    ("experiment.listen_map=-1", "experiment.listen_map=-1 must be true, false or a seed"),
 ])
 def test_bad_clustering_options_stop_the_job_before_any_run_opens(compose_cfg, override, message):
     from pathlib import Path

@@ -4,8 +4,8 @@ Cluster song embeddings with K-Means or a GMM into k clusters (``cluster_count.k
 the number of labels in the dataset), match clusters to genres with the Hungarian algorithm, and
 report accuracy (see :mod:`lab.metrics` for the exact definition), NMI, AMI, ARI and V-measure
 with 95 % song-bootstrap intervals (``<score>_ci_lo``/``_ci_hi``, :mod:`lab.uncertainty`), plus
-per-genre accuracy (``genre/<genre>``). Artifacts: confusion matrix raw and row-normalised
-(PNG + CSV, genres ordered so related ones sit together, see :func:`lab.analysis.genre_order`),
+per-genre accuracy (``genre/<genre>``). Artifacts: confusion matrix (PNG: counts shaded by row
+share; CSV: counts; genres ordered so related ones sit together, see :func:`lab.analysis.genre_order`),
 "rogue" songs (CSV, see :mod:`lab.analysis`), t-SNE map with the rogues marked (PNG; the map is
 cached per (embeddings, seed), see :mod:`lab.projection`) and as a page you can listen to
 (``listen_map/``: hover and click-to-play previews, :mod:`lab.listen_map`), per-song assignments (CSV) and the
@@ -14,6 +14,7 @@ embeddings (NPZ with matrix, paths and labels, rows aligned).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from omegaconf import DictConfig
 from lab import analysis, listen_map, metrics, plots, uncertainty
 from lab.clusterers import build_clusterer, check_k
 from lab.errors import LabError
+from lab.hashing import text_sha256
 from lab.pipeline import load_embeddings
 from lab.projection import cached_tsne
 
@@ -37,8 +39,9 @@ def check(cfg: DictConfig) -> None:
     boot = cfg.experiment.get("bootstrap") or {}
     if boot.get("n_boot", 1000) != 0:
         uncertainty.validate(boot.get("n_boot", 1000), boot.get("level", 0.95), boot.get("method", "auto"))
-    if not isinstance(cfg.experiment.get("listen_map", True), bool):
-        raise LabError(f"experiment.listen_map={cfg.experiment.listen_map!r} must be true or false")
+    lm = cfg.experiment.get("listen_map", True)
+    if not isinstance(lm, bool) and not (isinstance(lm, int) and lm >= 0):
+        raise LabError(f"experiment.listen_map={lm!r} must be true, false or a seed (only that seed's run gets the page, e.g. 0)")
 
 
 def run(cfg: DictConfig, tracker) -> dict[str, float]:
@@ -77,9 +80,7 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
     tracker.log_csv([{"genre": g, **{c: int(v) for c, v in zip(cols, row)}} for g, row in zip(order, cm)],
                     "confusion_matrix.csv")
     tracker.log_figure(plots.confusion_matrix(cm, order, cols, title=f"{what}\naccuracy {scores['accuracy']:.3f}"),
-                       "confusion_matrix.png")
-    tracker.log_figure(plots.confusion_matrix(cm, order, cols, title=f"{what}\n(row-normalised)", normalize=True),
-                       "confusion_matrix_normalized.png")
+                       "confusion_matrix.png", tight=False)  # laid out by tight_layout: one drawing pass, not two
     tracker.log_csv([{"file": c.path, "id": c.id, "genre": c.label, "cluster": int(p), "assigned_genre": a, "correct": bool(a == c.label),
                       "source": c.source_id} for c, p, a in zip(emb.clips, pred, assigned)], "assignments.csv")
     tracker.log_csv([{"cluster": c, "assigned_genre": assignment.cluster_to_genre.get(c, metrics.UNASSIGNED),
@@ -99,9 +100,12 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
     xy, hit = cached_tsne(emb.X, seed=seed if tsne_seed is None else int(tsne_seed), perplexity=cfg.experiment.tsne_perplexity, cache_dir=to_absolute_path(str(cfg.paths.cache)))
     tracker.log_metrics({"tsne_cached": float(hit)})
     marked = {r["row"]: f"{ids[r['row']].rsplit('/', 1)[-1]} -> {r['sits_in']}" for r in rogues}
-    tracker.log_figure(plots.embedding_map(xy, y, title=f"t-SNE of {cfg.model.name} embeddings ({dataset.name}, {len(y)} songs); "
-                                           f"rogue songs ringed", marked=marked), "tsne.png")
-    if cfg.experiment.get("listen_map", True):
+    # The same map for every clustering seed: a sweep process draws it once (plots.cached_png).
+    title = f"t-SNE of {cfg.model.name} embeddings ({dataset.name}, {len(y)} songs); rogue songs ringed"
+    key = text_sha256(hashlib.sha256(np.ascontiguousarray(xy)).hexdigest(), "\t".join(y.tolist()), sorted(marked.items()), title)
+    tracker.log_bytes(plots.cached_png(key, lambda: plots.embedding_map(xy, y, title=title, marked=marked), dpi=tracker.dpi), "tsne.png")
+    lm = cfg.experiment.get("listen_map", True)
+    if lm is True or (lm is not False and int(lm) == seed):  # a seed: one page per sweep cell, not one per seed
         scored = analysis.rogue_scores(emb.X, y, n_neighbors=cfg.experiment.rogue_neighbors)
         points = [listen_map.MapPoint(id=c.id, file=Path(c.path).name, genre=c.label, cluster=f"{int(p)} -> {a}",
                                       rogue_score=s["score"], rogue=s["rogue"]) for c, p, a, s in zip(emb.clips, pred, assigned, scored)]
