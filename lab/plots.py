@@ -14,6 +14,20 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def figure_bytes(fig: plt.Figure, *, dpi: int, fmt: str = "png", tight: bool = True) -> bytes:
+    """The figure drawn into ``fmt`` bytes at ``dpi``, then closed.
+
+    ``tight`` crops to the drawn content (one extra drawing pass); a figure laid out with
+    ``tight_layout`` already fits and may pass ``tight=False``.
+    """
+    try:
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt, dpi=dpi, bbox_inches="tight" if tight else None)
+        return buf.getvalue()
+    finally:
+        plt.close(fig)
+
+
 _PNG_MEMO: OrderedDict[str, bytes] = OrderedDict()  # key -> PNG bytes, newest last (a few maps, not a store)
 
 
@@ -26,16 +40,20 @@ def cached_png(key: str, make: Callable[[], plt.Figure], *, dpi: int) -> bytes:
     """
     full = f"{key}|{dpi}"
     if full not in _PNG_MEMO:
-        fig = make()
-        try:
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-        finally:
-            plt.close(fig)
-        _PNG_MEMO[full] = buf.getvalue()
+        _PNG_MEMO[full] = figure_bytes(make(), dpi=dpi)
         while len(_PNG_MEMO) > 8:
             _PNG_MEMO.popitem(last=False)
     return _PNG_MEMO[full]
+
+
+def _finish_map(fig: plt.Figure, ax: plt.Axes, title: str, *, markerscale: float) -> plt.Figure:
+    """Title, no ticks (map axes mean nothing), legend outside on the right, tight layout."""
+    ax.set_title(title, fontsize=10)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.legend(fontsize=7, markerscale=markerscale, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    fig.tight_layout()
+    return fig
 
 
 def _wrapped(title: str, fig_width_in: float, fontsize: float) -> str:
@@ -76,12 +94,7 @@ def embedding_map(xy: np.ndarray, labels: Sequence[str], *, title: str, marked: 
     for row, text in (marked or {}).items():
         ax.scatter(xy[row, 0], xy[row, 1], s=110, facecolors="none", edgecolors="black", linewidths=1.2)
         ax.annotate(text, xy[row], xytext=(5, 5), textcoords="offset points", fontsize=7)
-    ax.set_title(title, fontsize=10)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.legend(fontsize=7, markerscale=1.2, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    fig.tight_layout()
-    return fig
+    return _finish_map(fig, ax, title, markerscale=1.2)
 
 
 def similarity_heatmap(value: np.ndarray, names: Sequence[str], *, title: str, label: str,
@@ -144,12 +157,7 @@ def placement_map(xy: np.ndarray, labels: Sequence[str], sets: Sequence[str], *,
         ax.plot([x0, x1], [y0, y1], ls="--", lw=1, color="0.3", zorder=2)
         for p in (a, b):
             ax.annotate(p, centre[p], xytext=(0, 9), textcoords="offset points", ha="center", fontsize=8, weight="bold")
-    ax.set_title(title, fontsize=10)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.legend(fontsize=7, markerscale=1.0, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    fig.tight_layout()
-    return fig
+    return _finish_map(fig, ax, title, markerscale=1.0)
 
 
 def dream_spectrogram(y: np.ndarray, *, sr: int, title: str, n_fft: int = 2048, hop: int = 512) -> plt.Figure:

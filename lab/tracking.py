@@ -273,17 +273,11 @@ class Tracker:
     def log_figure(self, fig: Any, name: str, *, tight: bool = True) -> None:
         """Save a matplotlib figure as artifact ``name`` (e.g. ``plots/tsne.png``) and close it.
 
-        ``tight`` crops to the drawn content (one extra drawing pass); a figure laid out with
-        ``tight_layout`` already fits and may pass ``tight=False``.
+        Drawn here, not inside a locked client call; ``tight`` as in :func:`lab.plots.figure_bytes`.
         """
-        import matplotlib.pyplot as plt
+        from lab.plots import figure_bytes
 
-        try:
-            buf = io.BytesIO()  # drawn here, not inside a locked client call
-            fig.savefig(buf, format=Path(name).suffix.lstrip(".") or "png", dpi=self.dpi, bbox_inches="tight" if tight else None)
-        finally:
-            plt.close(fig)
-        self.log_bytes(buf.getvalue(), name)
+        self.log_bytes(figure_bytes(fig, dpi=self.dpi, fmt=Path(name).suffix.lstrip(".") or "png", tight=tight), name)
 
     def log_bytes(self, data: bytes, name: str) -> None:
         with tempfile.TemporaryDirectory() as d:
