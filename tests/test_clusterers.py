@@ -78,3 +78,27 @@ def test_gmm_failure_names_the_right_fix():
     X[:, 0] = np.arange(10)
     with pytest.raises(LabError, match="reg_covar=1e-3 or clusterer.covariance_type=diag"):
         GMMClusterer(reg_covar=0.0).fit_predict(X, k=3, seed=0)
+
+
+@pytest.mark.parametrize("n_songs, one_thread", [(60, True), (4000, False)])  # 4000 = ONE_THREAD_BELOW
+def test_small_fits_run_on_one_blas_thread_and_still_find_the_blobs(monkeypatch, n_songs, one_thread):
+    """Tiny fits are pinned to one BLAS/OpenMP thread (threads cost more than they save there);
+    corpora from ONE_THREAD_BELOW songs up keep the machine's threads."""
+    from threadpoolctl import threadpool_info
+
+    from lab.clusterers import ONE_THREAD_BELOW
+
+    assert n_songs in (60, ONE_THREAD_BELOW)
+    seen = []
+    fit = GMMClusterer._fit
+
+    def spy(self, Z, k, seed):
+        seen.append({i["user_api"]: i["num_threads"] for i in threadpool_info()})
+        return fit(self, Z, k, seed)
+
+    X, y = _blobs(n_per=n_songs // 4)
+    monkeypatch.setattr(GMMClusterer, "_fit", spy)
+    labels, _ = GMMClusterer().fit_predict(X, k=4, seed=0)
+    outside = {i["user_api"]: i["num_threads"] for i in threadpool_info()}
+    assert seen[0] == ({api: 1 for api in outside} if one_thread else outside)
+    assert hungarian_accuracy(y, labels) == 1.0  # four far-apart blobs either way
