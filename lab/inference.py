@@ -53,7 +53,8 @@ log = logging.getLogger(__name__)
 #    freeze path (deprecated in torch 2.13, no faster than this on fcn).
 #  * attention stays near 1.4x: its 27 GFLOP per window already run at ~85-90% of the measured 3x3
 #    convolution ceiling; even with its ReLUs and residual adds deleted it would only reach 1.45x.
-#    More needs fewer FLOPs (Winograd) or lower precision (bf16), outside the golden tolerance.
+#    More needs lower precision (bf16, outside the golden tolerance) or fewer FLOPs: Winograd on
+#    the stride-1 3x3 convs (15.4 of 26.8 GFLOP) would cut at most 1.47x, short of 2x (README).
 # ---------------------------------------------------------------------------------------------
 
 MAX_AUTO_WORKERS = 4  # auto workers = min(intra-op thread budget, this); measured only up to 2 cores
