@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from lab.backends import load_backend, parse_precision, torch_bf16
+from lab.backends import SLOW_BF16_WARNING, load_backend, native_bf16_cpu, parse_precision, torch_bf16
 from lab.errors import LabError
 from lab.models.base import Tagger
 from lab.sharding import shard_indices  # noqa: F401 - re-exported: extraction's shard option lives here
@@ -153,6 +153,8 @@ class InferenceEngine:
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise LabError(f"embed.device={device} was asked for, but torch sees no CUDA GPU; use embed.device=cpu")
         self.precision = parse_precision(precision)
+        if on_cpu and self.precision == "bf16" and not native_bf16_cpu():
+            log.warning(SLOW_BF16_WARNING)  # still run it: measuring fast mode's cost needs it here
         if self.device.type == "cuda" and precision == "fp32":
             # TF32 convolutions/matmuls (torch's cuDNN default) differ from fp32 by ~1e-3, outside
             # the golden tolerance; exact mode turns them off (process-wide, like torch's flag).

@@ -134,3 +134,19 @@ def test_fast_mode_is_close_but_cached_apart(tmp_path):
     cos = np.sum(exact.X * fast.X, 1) / (np.linalg.norm(exact.X, axis=1) * np.linalg.norm(fast.X, axis=1))
     assert cos.min() >= 0.99
     assert not np.array_equal(exact.X, fast.X)  # it really ran in reduced precision
+
+
+def test_fast_mode_on_a_cpu_without_native_bf16_says_it_will_be_slow(monkeypatch, caplog):
+    """Emulated bf16 is 10-20x slower than fp32: the user is told once, in one sentence, and on a
+    CPU with AMX/AVX512-BF16 (or for fp32) nothing is said."""
+    import lab.inference
+    from lab.inference import InferenceEngine
+
+    model, wid = build("musicnn", pretrained=False)
+    for native, precision, warned in ((False, "bf16", True), (True, "bf16", False), (False, "fp32", False)):
+        monkeypatch.setattr(lab.inference, "native_bf16_cpu", lambda native=native: native)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="lab.inference"):
+            InferenceEngine(model, backend="torch", precision=precision, weights_id=wid)
+        said = [r.getMessage() for r in caplog.records if "without native bf16" in r.getMessage()]
+        assert len(said) == int(warned), (native, precision, said)
