@@ -286,12 +286,22 @@ def probe_window(model: Tagger) -> torch.Tensor:
     return torch.from_numpy((0.1 * rng.standard_normal((2, model.info.input_length))).astype(np.float32))
 
 
+def _device_of(runner) -> torch.device:
+    """Where ``runner`` computes: its (wrapped) module's parameters; exported graphs take CPU tensors."""
+    try:
+        return next(getattr(runner, "model", runner).parameters()).device
+    except (AttributeError, StopIteration):
+        return torch.device("cpu")
+
+
 def disagreement(model: Tagger, candidate, *, precision: str = "fp32") -> str:
-    """Empty if ``candidate`` computes ``model``'s outputs on the probe windows, else what differs."""
-    x = probe_window(model).to(next(model.parameters()).device)
+    """Empty if ``candidate`` computes ``model``'s outputs on the probe windows, else what differs.
+
+    ``model`` and ``candidate`` may sit on different devices (the CPU reference of a cuda runner)."""
+    x = probe_window(model).to(_device_of(model))
     with torch.inference_mode():
         want = model.forward_features(x)
-        e, t = candidate.embed_and_tag(x.clone())
+        e, t = candidate.embed_and_tag(x.to(_device_of(candidate), copy=True))
     e, t = e.float().cpu(), t.float().cpu()
     we, wt = want["embedding"].float().cpu(), want["tags"].float().cpu()
     if precision == "fp32":

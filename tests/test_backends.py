@@ -150,3 +150,25 @@ def test_fast_mode_on_a_cpu_without_native_bf16_says_it_will_be_slow(monkeypatch
             InferenceEngine(model, backend="torch", precision=precision, weights_id=wid)
         said = [r.getMessage() for r in caplog.records if "without native bf16" in r.getMessage()]
         assert len(said) == int(warned), (native, precision, said)
+
+
+def test_probe_check_feeds_each_runner_on_its_own_device():
+    """The bf16 probe check of a cuda runner compares it with the CPU model: the probe window must
+    reach the runner on the runner's device (a 'meta' module stands in for cuda here; the H200 run
+    that found this is in the README)."""
+    from lab.backends import disagreement, probe_window
+
+    model, _ = build("musicnn", pretrained=False)
+
+    class Elsewhere:
+        def __init__(self) -> None:
+            self.model = torch.nn.Linear(1, 1, device="meta")  # where this runner "computes"
+            self.seen = None
+
+        def embed_and_tag(self, x):
+            self.seen = x.device  # a meta tensor holds no data: answer with the CPU model's own result
+            return model.embed_and_tag(probe_window(model))
+
+    runner = Elsewhere()
+    assert disagreement(model, runner) == ""
+    assert runner.seen == torch.device("meta")
