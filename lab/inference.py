@@ -153,8 +153,6 @@ class InferenceEngine:
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise LabError(f"embed.device={device} was asked for, but torch sees no CUDA GPU; use embed.device=cpu")
         self.precision = parse_precision(precision)
-        if on_cpu and self.precision == "bf16" and not native_bf16_cpu():
-            log.warning(SLOW_BF16_WARNING)  # still run it: measuring fast mode's cost needs it here
         if self.device.type == "cuda" and precision == "fp32":
             # TF32 convolutions/matmuls (torch's cuDNN default) differ from fp32 by ~1e-3, outside
             # the golden tolerance; exact mode turns them off (process-wide, like torch's flag).
@@ -180,6 +178,8 @@ class InferenceEngine:
             if not on_cpu:
                 runner = runner.to(self.device)
             if self.precision == "bf16":
+                if on_cpu and not native_bf16_cpu():  # (OpenVINO falls back to fp32 by itself)
+                    log.warning(SLOW_BF16_WARNING)  # still run it: measuring fast mode's cost needs it here
                 runner, why = torch_bf16(runner, reference=model)
                 if why:
                     self.choice.reason = "; ".join(r for r in (self.choice.reason, why) if r)

@@ -136,20 +136,24 @@ def test_fast_mode_is_close_but_cached_apart(tmp_path):
     assert not np.array_equal(exact.X, fast.X)  # it really ran in reduced precision
 
 
-def test_fast_mode_on_a_cpu_without_native_bf16_says_it_will_be_slow(monkeypatch, caplog):
-    """Emulated bf16 is 10-20x slower than fp32: the user is told once, in one sentence, and on a
-    CPU with AMX/AVX512-BF16 (or for fp32) nothing is said."""
+def test_fast_mode_on_a_cpu_without_native_bf16_says_it_will_be_slow(monkeypatch, caplog, tmp_path):
+    """Emulated bf16 is 10-20x slower than fp32: the user is told once, in one sentence; on a CPU
+    with AMX/AVX512-BF16, for fp32, or through OpenVINO (which falls back to fp32 by itself)
+    nothing is said."""
     import lab.inference
     from lab.inference import InferenceEngine
 
     model, wid = build("musicnn", pretrained=False)
-    for native, precision, warned in ((False, "bf16", True), (True, "bf16", False), (False, "fp32", False)):
+    cases = [(False, "bf16", "torch", True), (True, "bf16", "torch", False), (False, "fp32", "torch", False)]
+    if backend_version("openvino"):
+        cases.append((False, "bf16", "openvino", False))
+    for native, precision, backend, warned in cases:
         monkeypatch.setattr(lab.inference, "native_bf16_cpu", lambda native=native: native)
         caplog.clear()
         with caplog.at_level("WARNING", logger="lab.inference"):
-            InferenceEngine(model, backend="torch", precision=precision, weights_id=wid)
+            InferenceEngine(model, backend=backend, precision=precision, weights_id=wid, graph_dir=tmp_path)
         said = [r.getMessage() for r in caplog.records if "without native bf16" in r.getMessage()]
-        assert len(said) == int(warned), (native, precision, said)
+        assert len(said) == int(warned), (native, precision, backend, said)
 
 
 def test_probe_check_feeds_each_runner_on_its_own_device():
