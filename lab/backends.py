@@ -263,15 +263,16 @@ def native_bf16_cpu() -> bool:
         return True
 
 
-SLOW_BF16_WARNING = (
-    "embed.precision=bf16 on a CPU without native bf16 (AVX512-BF16 or AMX): it is emulated here and runs "
-    "~10-20x slower than fp32 (musicnn on the project's AVX2 EPYC: 307 s vs 16 s for 50 clips); fast mode "
-    "is for CPUs with AMX/AVX512-BF16 and for GPUs, so use embed.precision=fp32 on this machine"
-)
-
-
 def torch_bf16(runner, *, reference: Tagger) -> tuple[object, str]:
-    """``runner`` under bf16 autocast if it passes the fast-mode probe check, else ``runner`` and why not."""
+    """``runner`` under bf16 autocast if it passes the fast-mode probe check, else ``runner`` and why not.
+
+    On a CPU without native bf16 it still runs (measuring fast mode's cost there needs it), with
+    one warning; OpenVINO, the other bf16 path, falls back to fp32 by itself.
+    """
+    if _device_of(runner).type == "cpu" and not native_bf16_cpu():
+        log.warning("embed.precision=bf16 on a CPU without native bf16 (AVX512-BF16 or AMX): it is emulated here "
+                    "and runs ~10-20x slower than fp32 (musicnn on the project's AVX2 EPYC: 307 s vs 16 s for 50 "
+                    "clips); fast mode is for CPUs with AMX/AVX512-BF16 and for GPUs, so use embed.precision=fp32 here")
     fast = TorchBF16(runner)
     bad = disagreement(reference, fast, precision="bf16")
     if bad:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 
+import numpy as np
+
 
 _DIGESTS: dict[tuple, str] = {}  # (path, inode, size, mtime_ns) -> digest, for this process
 
@@ -26,3 +28,8 @@ def file_sha256(path: str | os.PathLike) -> str:
 def text_sha256(*parts: object) -> str:
     """SHA-256 hex digest of ``parts`` joined by ``|`` (cache keys of derived data)."""
     return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()
+
+
+def array_sha256(a: np.ndarray) -> str:
+    """SHA-256 hex digest of an array's values in C order (dtype and shape are the caller's to key)."""
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from lab.backends import SLOW_BF16_WARNING, load_backend, native_bf16_cpu, parse_precision, torch_bf16
+from lab.backends import load_backend, parse_precision, torch_bf16
 from lab.errors import LabError
 from lab.models.base import Tagger
 from lab.sharding import shard_indices  # noqa: F401 - re-exported: extraction's shard option lives here
@@ -178,8 +178,6 @@ class InferenceEngine:
             if not on_cpu:
                 runner = runner.to(self.device)
             if self.precision == "bf16":
-                if on_cpu and not native_bf16_cpu():  # (OpenVINO falls back to fp32 by itself)
-                    log.warning(SLOW_BF16_WARNING)  # still run it: measuring fast mode's cost needs it here
                 runner, why = torch_bf16(runner, reference=model)
                 if why:
                     self.choice.reason = "; ".join(r for r in (self.choice.reason, why) if r)

@@ -8,7 +8,6 @@ the method, its parameters and scikit-learn's version), written atomically.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -17,7 +16,7 @@ import numpy as np
 import sklearn
 from sklearn.manifold import TSNE
 
-from lab.hashing import text_sha256
+from lab.hashing import array_sha256, text_sha256
 from lab.storage import atomic_write
 
 log = logging.getLogger(__name__)
@@ -34,7 +33,7 @@ def cached_tsne(X: np.ndarray, *, seed: int, perplexity: float = 30.0, cache_dir
     if cache_dir is None:
         return tsne_2d(X, seed=seed, perplexity=perplexity), False
     X = np.ascontiguousarray(X)
-    key = text_sha256("tsne", X.dtype, X.shape, hashlib.sha256(X.tobytes()).hexdigest(), seed, float(perplexity), sklearn.__version__)
+    key = text_sha256("tsne", X.dtype, X.shape, array_sha256(X), seed, float(perplexity), sklearn.__version__)
     path = Path(cache_dir) / "projections" / key[:2] / f"{key}.npy"
     if path.is_file():
         try:

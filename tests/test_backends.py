@@ -140,7 +140,7 @@ def test_fast_mode_on_a_cpu_without_native_bf16_says_it_will_be_slow(monkeypatch
     """Emulated bf16 is 10-20x slower than fp32: the user is told once, in one sentence; on a CPU
     with AMX/AVX512-BF16, for fp32, or through OpenVINO (which falls back to fp32 by itself)
     nothing is said."""
-    import lab.inference
+    import lab.backends
     from lab.inference import InferenceEngine
 
     model, wid = build("musicnn", pretrained=False)
@@ -148,9 +148,9 @@ def test_fast_mode_on_a_cpu_without_native_bf16_says_it_will_be_slow(monkeypatch
     if backend_version("openvino"):
         cases.append((False, "bf16", "openvino", False))
     for native, precision, backend, warned in cases:
-        monkeypatch.setattr(lab.inference, "native_bf16_cpu", lambda native=native: native)
+        monkeypatch.setattr(lab.backends, "native_bf16_cpu", lambda native=native: native)
         caplog.clear()
-        with caplog.at_level("WARNING", logger="lab.inference"):
+        with caplog.at_level("WARNING", logger="lab.backends"):
             InferenceEngine(model, backend=backend, precision=precision, weights_id=wid, graph_dir=tmp_path)
         said = [r.getMessage() for r in caplog.records if "without native bf16" in r.getMessage()]
         assert len(said) == int(warned), (native, precision, backend, said)

@@ -188,4 +188,3 @@ def test_rerunning_a_named_sweep_skips_finished_jobs(compose_cfg):
     client = MlflowClient(resolve_tracking_uri(cfg))
     runs = client.search_runs([client.get_experiment_by_name("clustering").experiment_id])
     assert len(runs) == 2  # the repeated config was not run again; the new seed was
-

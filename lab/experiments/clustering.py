@@ -14,7 +14,6 @@ embeddings (NPZ with matrix, paths and labels, rows aligned).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from omegaconf import DictConfig
 from lab import analysis, listen_map, metrics, plots, uncertainty
 from lab.clusterers import build_clusterer, check_k
 from lab.errors import LabError
-from lab.hashing import text_sha256
+from lab.hashing import array_sha256, text_sha256
 from lab.pipeline import load_embeddings
 from lab.projection import cached_tsne
 
@@ -102,7 +101,7 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
     marked = {r["row"]: f"{ids[r['row']].rsplit('/', 1)[-1]} -> {r['sits_in']}" for r in rogues}
     # The same map for every clustering seed: a sweep process draws it once (plots.cached_png).
     title = f"t-SNE of {cfg.model.name} embeddings ({dataset.name}, {len(y)} songs); rogue songs ringed"
-    key = text_sha256(hashlib.sha256(np.ascontiguousarray(xy)).hexdigest(), "\t".join(y.tolist()), sorted(marked.items()), title)
+    key = text_sha256(array_sha256(xy), "\t".join(y.tolist()), sorted(marked.items()), title)
     tracker.log_bytes(plots.cached_png(key, lambda: plots.embedding_map(xy, y, title=title, marked=marked), dpi=tracker.dpi), "tsne.png")
     lm = cfg.experiment.get("listen_map", True)
     if lm is True or (lm is not False and int(lm) == seed):  # a seed: one page per sweep cell, not one per seed
