@@ -17,7 +17,7 @@ def _rewrite(argv: list[str]) -> list[str]:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def _main(cfg: DictConfig) -> float | None:
-    from lab.app import main  # imported late so `--help` and config errors stay fast
+    from lab.app.task import main  # imported late so `--help` and config errors stay fast
 
     scores = main(cfg)
     return scores.get("accuracy") if scores else None

@@ -5,7 +5,7 @@
 Prints, per model, the max |difference| of embeddings and tags between ``embed.device=cuda``
 (fp32, TF32 off) and the CPU path, how far each of the two is from the exact reference (the CPU
 model with a float64 STFT, :func:`lab.models.frontend.exact_stft`), the cosine of cuda bf16 (fast
-mode) to the CPU, and seconds per 30 s clip on each, then runs ``lab.embed.extract(...,
+mode) to the CPU, and seconds per 30 s clip on each, then runs ``lab.extract.embed.extract(...,
 device="cuda")`` end to end on one model. Random weights (speed and agreement do not depend on the
 values). Exits 1 if fp32 cuda is outside the golden tolerance (rtol = atol = 1e-4) of the CPU *and*
 more than twice as far from the exact reference as the CPU is: float32 FFT rounding alone (cuFFT vs
@@ -22,9 +22,10 @@ import time
 import numpy as np
 import torch
 
-from lab.bench import MODELS, bench_dataset, cpu_model
-from lab.embed import extract, frame_windows
-from lab.inference import InferenceEngine
+from lab.extract.bench import MODELS, bench_dataset, cpu_model
+from lab.extract.embed import extract
+from lab.extract.inference import InferenceEngine
+from lab.extract.windows import frame_windows
 from lab.models import build
 from lab.models.frontend import exact_stft
 

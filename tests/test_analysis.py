@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lab.analysis import GTZAN_ORDER, genre_order, rogue_scores, top_rogues
+from lab.stats.genres import GTZAN_ORDER, genre_order, rogue_scores, top_rogues
 
 
 def _blobs():
@@ -51,9 +51,9 @@ def test_genre_order_uses_gtzan_genealogy_or_dendrogram():
 @pytest.mark.slow
 def test_fcn_finds_jazz_00001_inside_classical_on_gtzan_mini(compose_cfg):
     """The study's (after Sturm 2013) textbook rogue: an orchestral piece filed under jazz."""
-    from conftest import GTZAN_MINI, WEIGHTS, need
+    from lab.extract.pipeline import load_embeddings
 
-    from lab.pipeline import load_embeddings
+    from conftest import GTZAN_MINI, WEIGHTS, need
 
     need(GTZAN_MINI), need(WEIGHTS / "jamendo" / "fcn" / "best_model.pth")
     _, emb = load_embeddings(compose_cfg("dataset=gtzan", f"dataset.root={GTZAN_MINI}", "model=fcn"))

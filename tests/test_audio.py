@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lab import audio
-from lab.audio import AudioError
+from lab.datasets import audio
+from lab.datasets.audio import AudioError
 
 from conftest import CARNATIC, GTZAN_MINI, need
 

@@ -10,17 +10,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_models_golden import REAL, SYNTHETIC, TOL, _golden_model
 
-from lab import backends
-from lab.backends import BackendModel, backend_version, load_backend
+from lab.core.errors import LabError
 from lab.datasets.synth import SynthDataset
-from lab.embed import extract
-from lab.inference import InferenceEngine
-from lab.errors import LabError
+from lab.extract import backends
+from lab.extract.backends import BackendModel, backend_version, load_backend
+from lab.extract.embed import extract
+from lab.extract.inference import InferenceEngine
 from lab.models import build
 
 from conftest import REFERENCE, need
-from test_models_golden import REAL, SYNTHETIC, TOL, _golden_model
 
 INSTALLED = [b for b in ("onnxruntime", "openvino") if backend_version(b)]
 
@@ -140,17 +140,17 @@ def test_fast_mode_on_a_cpu_without_native_bf16_says_it_will_be_slow(monkeypatch
     """Emulated bf16 is 10-20x slower than fp32: the user is told once, in one sentence; on a CPU
     with AMX/AVX512-BF16, for fp32, or through OpenVINO (which falls back to fp32 by itself)
     nothing is said."""
-    import lab.backends
-    from lab.inference import InferenceEngine
+    import lab.extract.backends
+    from lab.extract.inference import InferenceEngine
 
     model, wid = build("musicnn", pretrained=False)
     cases = [(False, "bf16", "torch", True), (True, "bf16", "torch", False), (False, "fp32", "torch", False)]
     if backend_version("openvino"):
         cases.append((False, "bf16", "openvino", False))
     for native, precision, backend, warned in cases:
-        monkeypatch.setattr(lab.backends, "native_bf16_cpu", lambda native=native: native)
+        monkeypatch.setattr(lab.extract.backends, "native_bf16_cpu", lambda native=native: native)
         caplog.clear()
-        with caplog.at_level("WARNING", logger="lab.backends"):
+        with caplog.at_level("WARNING", logger="lab.extract.backends"):
             InferenceEngine(model, backend=backend, precision=precision, weights_id=wid, graph_dir=tmp_path)
         said = [r.getMessage() for r in caplog.records if "without native bf16" in r.getMessage()]
         assert len(said) == int(warned), (native, precision, backend, said)
@@ -160,7 +160,7 @@ def test_probe_check_feeds_each_runner_on_its_own_device():
     """The bf16 probe check of a cuda runner compares it with the CPU model: the probe window must
     reach the runner on the runner's device (a 'meta' module stands in for cuda here; the H200 run
     that found this is in the README)."""
-    from lab.backends import disagreement, probe_window
+    from lab.extract.backends import disagreement, probe_window
 
     model, _ = build("musicnn", pretrained=False)
 

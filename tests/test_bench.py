@@ -1,4 +1,4 @@
-"""lab.bench smoke test (no timing assertions) and the default inference path's faithfulness."""
+"""lab.extract.bench smoke test (no timing assertions) and the default inference path's faithfulness."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import math
 import numpy as np
 import pytest
 
-from lab import bench
 from lab.datasets.synth import SynthDataset
-from lab.embed import extract
-from lab.inference import InferenceEngine
+from lab.extract import bench
+from lab.extract.bench import jobs
+from lab.extract.embed import extract
+from lab.extract.inference import InferenceEngine
 from lab.models import build
 
 from conftest import REFERENCE, need
@@ -39,7 +40,7 @@ def test_bench_runs_one_model_on_one_short_clip(tmp_path, capsys):
     assert res["ceilings"]["matmul_gflops"] > 0 and res["ceilings"]["conv_gflops"] > 0
 
     fields, rows = _read_csv(out / "bench.csv")
-    assert fields == bench.COLUMNS
+    assert fields == jobs.COLUMNS
     assert [r["model"] for r in rows] == ["sample"]
     row = rows[0]
     for col in NUMERIC_POSITIVE:
@@ -57,7 +58,7 @@ def test_bench_memory_check_reports_n_4n_16n(tmp_path, capsys):
                       "--memory-clips", "1", "--no-backends", "--out", str(out)])
     assert "peak RSS of extract()" in capsys.readouterr().out
     fields, mem = _read_csv(out / "memory.csv")
-    assert fields == bench.MEMORY_COLUMNS
+    assert fields == jobs.MEMORY_COLUMNS
     assert [int(r["n_clips"]) for r in mem] == [1, 4, 16]
     assert all(float(r["peak_rss_mb"]) > 0 and float(r["audio_mb_per_song"]) > 0 for r in mem)
     assert len(res["memory"]) == 3 and "## Memory" in (out / "bench.md").read_text()
@@ -79,7 +80,7 @@ def test_cross_clip_batching_and_workers_match_the_plain_model():
     np.testing.assert_allclose(fast.tags, plain.tags, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("name", bench.MODELS)
+@pytest.mark.parametrize("name", jobs.MODELS)
 def test_default_inference_path_matches_golden(name):
     """What extract() runs by default (optimized copy, per-model knobs) stays within the golden tolerance."""
     need(REFERENCE / "golden" / "manifest.json")
@@ -106,7 +107,7 @@ def test_backend_table_marks_the_choice_and_checks_goldens(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "chosen backend per model" in printed and "per 1000 clips" in printed
     fields, rows = _read_csv(out / "backends.csv")
-    assert fields == bench.BACKEND_COLUMNS
+    assert fields == jobs.BACKEND_COLUMNS
     assert [r["config"] for r in rows] == ["original loop", "torch fp32", "onnxruntime fp32"]
     for r in rows:
         assert float(r["s_per_clip"]) > 0 and float(r["peak_rss_mb"]) > 0 and r["within_tol"] == "True"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lab.clusterers import GMMClusterer, KMeansClusterer
-from lab.experiments.cluster_scores import best_k, over_seeds, score_range
-from lab.metrics import hungarian_accuracy
-from lab.projection import cached_tsne
+from lab.stats.clusterers import GMMClusterer, KMeansClusterer
+from lab.stats.metrics import hungarian_accuracy
+from lab.stats.projection import cached_tsne
+from lab.studies.clustering.cluster_scores import best_k, over_seeds, score_range
 
 
 def _blobs(n_per: int = 15, centres: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -72,7 +72,7 @@ def test_tsne_is_cached_per_embeddings_and_seed(tmp_path):
 
 
 def test_gmm_failure_names_the_right_fix():
-    from lab.errors import LabError
+    from lab.core.errors import LabError
 
     X = np.zeros((10, 3))
     X[:, 0] = np.arange(10)
@@ -86,7 +86,7 @@ def test_small_fits_run_on_one_blas_thread_and_still_find_the_blobs(monkeypatch,
     corpora from ONE_THREAD_BELOW songs up keep the machine's threads."""
     from threadpoolctl import threadpool_info
 
-    from lab.clusterers import ONE_THREAD_BELOW
+    from lab.stats.clusterers import ONE_THREAD_BELOW
 
     assert n_songs in (60, ONE_THREAD_BELOW)
     seen = []

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from hydra.errors import ConfigCompositionException
 
-from lab import config
-from lab.app import run
-from lab.errors import LabError
+from lab.app import config
+from lab.app.task import run
+from lab.core.errors import LabError
 
 from conftest import ROOT
 
@@ -66,9 +66,9 @@ def test_bad_values_raise_one_sentence(compose_cfg, overrides, message):
     ],
 )
 def test_clusterer_options_are_checked_before_any_work(compose_cfg, overrides, message, monkeypatch):
-    import lab.pipeline
+    import lab.extract.pipeline
 
-    monkeypatch.setattr(lab.pipeline, "embed", lambda *a, **k: pytest.fail("embedding started before the options were checked"))
+    monkeypatch.setattr(lab.extract.pipeline, "embed", lambda *a, **k: pytest.fail("embedding started before the options were checked"))
     with pytest.raises(LabError) as err:
         run(compose_cfg(*overrides))
     assert str(err.value) == message

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from lab.embed import cache_key
-from lab.errors import LabError
+from lab.core.errors import LabError
+from lab.extract.cache import cache_key
 from lab.models import build, tag_names
 from lab.models.weights import CORPORA, KNOWN_SHA256, file_sha256, search_path
 
@@ -82,7 +82,7 @@ def test_corpus_errors_are_one_sentence():
 
 
 def test_config_rejects_a_missing_corpus_before_any_work(compose_cfg):
-    from lab.config import validate
+    from lab.app.config import validate
 
     cfg = compose_cfg("model=musicnn", "model.corpus=msd")
     assert cfg.model.checkpoint == "msd/musicnn/best_model.pth"

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from lab.core.errors import LabError
 from lab.datasets import CompositeDataset, ExcerptDataset, TransformedDataset, build_dataset
 from lab.datasets.base import Dataset
 from lab.datasets.folder import load_folder
 from lab.datasets.gtzan import load_gtzan
-from lab.errors import LabError
 
 from conftest import CARNATIC, GTZAN_MINI, WEIGHTS, need
 
@@ -94,7 +94,7 @@ def test_a_study_needing_two_datasets_and_the_model_in_one_module(compose_cfg):
     """What a new experiment writes: compose GTZAN-mini + Carnatic, embed once with the plain model,
     match items by source id — no pipeline change needed."""
     need(GTZAN_MINI), need(CARNATIC), need(WEIGHTS / "jamendo" / "fcn" / "best_model.pth")
-    from lab.pipeline import build_model, embed
+    from lab.extract.pipeline import build_model, embed
 
     cfg = compose_cfg("dataset=gtzan", f"dataset.root={GTZAN_MINI}")
     joint = CompositeDataset("joint", {"gtzan": build_dataset(cfg.dataset), "carnatic": ExcerptDataset(load_folder(CARNATIC), seconds=30)},

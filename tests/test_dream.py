@@ -1,4 +1,4 @@
-"""Deep dreaming (lab/dream.py, experiment=dream): the loss falls and the dream lands on its genre,
+"""Deep dreaming (lab/studies/dream/dreaming.py, experiment=dream): the loss falls and the dream lands on its genre,
 a killed dream resumes exactly, the raw WAV reproduces the dream's embedding, bad requests get one
 sentence. Real fcn checkpoint, real gtzan_mini songs, CPU."""
 
@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from lab.core.errors import LabError
+from lab.studies.dream.dreaming import DreamSettings, dream, energy_gate, regularizer
+
 from conftest import GTZAN_MINI, WEIGHTS, need
-from lab.dream import DreamSettings, dream, energy_gate, regularizer
-from lab.errors import LabError
 
 GTZAN = [f"dataset.root={GTZAN_MINI}", "dataset=gtzan"]
 
@@ -22,16 +23,17 @@ def fcn_means(tmp_path_factory):
     need(GTZAN_MINI)
     from hydra import compose, initialize_config_dir
 
+    from lab.extract.pipeline import load_embeddings
+    from lab.studies.dream.experiment import genre_means
+
     from conftest import ROOT
-    from lab.experiments.dream import genre_means
-    from lab.pipeline import load_embeddings
 
     cache = tmp_path_factory.mktemp("cache")
     with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
         cfg = compose(config_name="config", overrides=GTZAN + ["model=fcn", f"paths.weights={WEIGHTS}",
                                                               f"paths.cache={cache}", "embed.progress=false"])
     _, emb = load_embeddings(cfg)
-    from lab.pipeline import build_model
+    from lab.extract.pipeline import build_model
 
     genres, means = genre_means(emb.X, emb.labels)
     return build_model(cfg).model, genres, means
@@ -78,10 +80,11 @@ def test_killed_dream_resumes_from_checkpoint_and_matches_uninterrupted(fcn_mean
 def test_experiment_logs_wav_that_reproduces_the_dream_and_resumes_into_the_same_run(compose_cfg, monkeypatch, tmp_path):
     need(WEIGHTS / "jamendo/fcn/best_model.pth")
     need(GTZAN_MINI)
-    import lab.experiments.dream as exp
-    from lab import app, tracking
-    from lab.audio import load
-    from lab.pipeline import build_model
+    import lab.studies.dream.experiment as exp
+    from lab import tracking
+    from lab.app import task as app
+    from lab.datasets.audio import load
+    from lab.extract.pipeline import build_model
 
     cfg = compose_cfg("experiment=dream", "model=fcn", "genre=reggae", *GTZAN, "dream.steps=4", "dream.checkpoint_every=2",
                       "dream.log_every=1", "dream.progress=false", "experiment.transfer=[crnn]",
@@ -99,7 +102,7 @@ def test_experiment_logs_wav_that_reproduces_the_dream_and_resumes_into_the_same
     scores = app.run(cfg)
     assert scores["total_steps"] == 4 and scores["session_steps"] == 2  # continued at step 2, not 0
 
-    client = tracking._LockedClient(tracking.resolve_tracking_uri(cfg))
+    client = tracking.store._LockedClient(tracking.resolve_tracking_uri(cfg))
     exp_id = client.get_experiment_by_name("dream").experiment_id
     dreams = client.search_runs([exp_id], filter_string="tags.genre = 'reggae' and tags.resume_key LIKE '%'")
     assert len(dreams) == 1, "the resumed dream must log into the run it started in"
@@ -129,7 +132,7 @@ def test_experiment_logs_wav_that_reproduces_the_dream_and_resumes_into_the_same
 ])
 def test_bad_requests_get_one_sentence(compose_cfg, override, words):
     need(GTZAN_MINI)
-    from lab import app
+    from lab.app import task as app
 
     cfg = compose_cfg("experiment=dream", *GTZAN, override)
     with pytest.raises(LabError, match=None) as err:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +9,9 @@ import pytest
 import soundfile as sf
 
 from lab.datasets.folder import load_folder
-from lab.embed import EmbeddingCache, IssueKind, cache_key, extract, frame_windows
+from lab.extract.cache import EmbeddingCache, cache_key
+from lab.extract.embed import IssueKind, extract
+from lab.extract.windows import frame_windows
 from lab.models import build
 
 
@@ -104,9 +105,9 @@ def test_cache_entry_made_with_other_facts_is_recomputed(tiny_folder, tmp_path):
 
 def test_extraction_pooled_mean_matches_the_golden_mean_embedding():
     """extract() end to end (windowing, batching, optimized copy, pooling) against the reference means."""
-    from conftest import REFERENCE, WEIGHTS, need
-
     from lab.datasets.base import Clip, Dataset
+
+    from conftest import REFERENCE, WEIGHTS, need
 
     need(WEIGHTS / "jamendo" / "musicnn" / "best_model.pth")
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from lab.app import run
-from lab.errors import LabError
+from lab.app.task import run
+from lab.core.errors import LabError
 from lab.tracking import resolve_tracking_uri
 
 from conftest import GTZAN_MINI, ROOT, WEIGHTS, need
@@ -61,7 +61,7 @@ def test_missing_weights_stop_the_job_before_a_run_opens(compose_cfg, tmp_path):
 
 
 def test_error_after_the_run_opened_marks_it_failed(compose_cfg, monkeypatch):
-    import lab.experiments.clustering as clustering
+    import lab.studies.clustering.experiment as clustering
 
     def broken(*a, **k):
         raise LabError("the clusterer fell over")

@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
-
-from lab.app import run
-
 from test_sweeps import _env
+
+from lab.app.task import run
 
 # Random-weight sample-level CNN on short synthetic clips (2 windows each): real code paths, fast.
 FAST = ["experiment=extract", "model=sample", "model.pretrained=false", "dataset.n_per_class=2", "dataset.seconds=8",

@@ -17,8 +17,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from lab import tracking
-from lab.callbacks import SweepLinks
-from lab.errors import LabError
+from lab.core.errors import LabError
+from lab.tracking.callbacks import SweepLinks
 
 from conftest import ROOT
 
@@ -207,7 +207,7 @@ def test_experiment_exists_before_jobs_launch_and_links_point_at_it(compose_cfg)
 
 
 def test_a_job_groups_its_metrics_logs_its_dataset_and_prints_its_ui_link(compose_cfg, caplog):
-    from lab.app import run
+    from lab.app.task import run
 
     cfg = compose_cfg("model=sample", "model.pretrained=false", "dataset.n_per_class=2", "dataset.seconds=4",
                       "cluster_count=seven", "experiment.save_embeddings=false")

@@ -8,12 +8,13 @@ import librosa
 import numpy as np
 import pytest
 import soundfile as sf
+
+from lab.core.errors import LabError
+from lab.datasets import audio
+from lab.studies.clustering.listen_map import MapPoint, build_page, encode_preview, write_listen_map, write_previews
+
 from browser import artifact_dir, browser_page, console_errors
 from conftest import GTZAN_MINI, need
-
-from lab import audio
-from lab.errors import LabError
-from lab.listen_map import MapPoint, build_page, encode_preview, write_listen_map, write_previews
 
 
 def _songs(n: int) -> list:

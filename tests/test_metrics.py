@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lab.metrics import UNASSIGNED, confusion, evaluate, hungarian_accuracy, hungarian_assignment
+from lab.stats.metrics import UNASSIGNED, confusion, evaluate, hungarian_accuracy, hungarian_assignment
 
 
 def test_perfect_clustering_with_permuted_ids_scores_one():

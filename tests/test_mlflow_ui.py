@@ -17,7 +17,6 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from browser import artifact_dir, browser_page
-
 from conftest import ROOT
 
 FAST = ["model=sample", "model.pretrained=false", "dataset.n_per_class=2", "dataset.seconds=4", "embed.progress=false",

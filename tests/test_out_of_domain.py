@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from lab.core.errors import LabError
 from lab.datasets.folder import load_folder
-from lab.errors import LabError
-from lab.experiments.out_of_domain import SetSpec, build_sets, joint_dataset, parse_sets, report_table
+from lab.studies.out_of_domain.experiment import SetSpec, build_sets, joint_dataset, parse_sets
+from lab.studies.out_of_domain.report import report_table
 
 from conftest import CARNATIC, GTZAN_MINI, WEIGHTS, need
 
@@ -131,7 +132,7 @@ def test_gtzan_mini_plus_carnatic_and_a_mashup_fusion_end_to_end(compose_cfg, tm
     """The real job: fcn on gtzan_mini + the six Carnatic clips + three Carnatic/rock mashups (declared a fusion)."""
     from mlflow.tracking import MlflowClient
 
-    from lab.app import run
+    from lab.app.task import run
     from lab.report import main as report_main
     from lab.tracking import resolve_tracking_uri, sweep_runs
 
@@ -173,7 +174,7 @@ def test_gtzan_mini_plus_carnatic_and_a_mashup_fusion_end_to_end(compose_cfg, tm
 
 
 def test_map_highlights_sets_and_names_fusion_parents():
-    from lab.plots import placement_map
+    from lab.stats.plots import placement_map
 
     rng = np.random.default_rng(0)
     labels = ["rock"] * 5 + ["blues"] * 5 + ["carnatic"] * 4 + ["mashup"] * 3
@@ -188,7 +189,8 @@ def test_map_highlights_sets_and_names_fusion_parents():
 
 
 def test_place_and_table_on_synthetic_embeddings():
-    from lab.experiments.out_of_domain import place, table_rows
+    from lab.studies.out_of_domain.experiment import place
+    from lab.studies.out_of_domain.report import table_rows
 
     rng = np.random.default_rng(0)
     ring = np.array([[1.0, 0], [-1, 0], [0, 1], [0, -1]])
@@ -220,7 +222,7 @@ def test_place_and_table_on_synthetic_embeddings():
     ("seed=0", "experiment=out_of_domain needs at least one extra set, e.g. +ood.carnatic=../shared/music/carnatic"),
 ])
 def test_bad_options_stop_before_any_run(compose_cfg, tmp_path, override, message):
-    from lab.app import run
+    from lab.app.task import run
 
     need(WEIGHTS / "jamendo" / "fcn" / "best_model.pth")
     need(GTZAN_MINI)

@@ -1,4 +1,4 @@
-"""Placement numbers (lab/placement.py) on synthetic embeddings with hand-computed answers."""
+"""Placement numbers (lab/studies/out_of_domain/placement.py) on synthetic embeddings with hand-computed answers."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from lab import placement
-from lab.errors import LabError
+from lab.core.errors import LabError
+from lab.studies.out_of_domain import placement
 
 DIAMOND = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])  # 4 points at radius 1 round the centre
 DIAMOND_SPREAD = (4 * math.sqrt(2) + 2 * 2) / 6  # 4 neighbouring pairs at sqrt(2), 2 opposite pairs at 2

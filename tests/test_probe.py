@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
+from lab.core.errors import LabError
 from lab.datasets.gtzan import fault_filtered_split, split_of
-from lab.errors import LabError
-from lab.experiments.probe import fixed_split, kfold, validate
+from lab.studies.probe.experiment import fixed_split, kfold, validate
 
 from conftest import GTZAN_MINI, REFERENCE, WEIGHTS, need
 
@@ -68,7 +68,7 @@ def test_fault_filtered_membership_of_gtzan_mini():
 def test_probe_job_on_gtzan_mini(compose_cfg, split):
     from mlflow.tracking import MlflowClient
 
-    from lab.app import run
+    from lab.app.task import run
     from lab.tracking import resolve_tracking_uri
 
     need(WEIGHTS / "mtat" / "fcn" / "best_model.pth")

@@ -7,8 +7,8 @@ import zlib
 import numpy as np
 import pandas as pd
 
-from lab import report
-from lab.metrics import evaluate
+from lab.stats.metrics import evaluate
+from lab.studies.clustering import report
 
 
 def _ctx(acc_by_model: dict[str, float], *, seeds=(0, 1), n_songs=60, n_boot=200) -> report.ReportContext:

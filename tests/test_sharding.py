@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lab.errors import LabError
-from lab.sharding import parse_shard, shard_indices, shard_of
+from lab.core.errors import LabError
+from lab.extract.sharding import parse_shard, shard_indices, shard_of
 
 
 @pytest.mark.parametrize("layout", ["", ":stride", ":block"])

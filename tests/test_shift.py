@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lab import shift as S
-from lab.audio import AudioError
+from lab.core.errors import LabError
+from lab.datasets.audio import AudioError
 from lab.datasets.base import Clip
-from lab.errors import LabError
+from lab.studies.transforms import shift as S
 
 SR = 16000
 

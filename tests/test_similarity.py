@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy.stats import ortho_group
 
-from lab.errors import LabError
-from lab.similarity import linear_cka, measure, procrustes_residual, rbf_cka, similarity_matrix
+from lab.core.errors import LabError
+from lab.studies.similarity.cka import linear_cka, measure, procrustes_residual, rbf_cka, similarity_matrix
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lab.errors import LabError
-from lab.experiments.similarity import ModelSpec, aligned, contrasts, group_means, parse_models
-from lab.similarity import SimilarityResult
+from lab.core.errors import LabError
+from lab.studies.similarity.cka import SimilarityResult
+from lab.studies.similarity.experiment import ModelSpec, aligned, contrasts, group_means, parse_models
 
 from conftest import WEIGHTS, need
 
@@ -44,7 +44,7 @@ def test_contrasts_read_the_right_cells():
 def test_similarity_job_on_real_checkpoints(compose_cfg):
     from mlflow.tracking import MlflowClient
 
-    from lab.app import run
+    from lab.app.task import run
     from lab.tracking import resolve_tracking_uri
 
     need(WEIGHTS / "mtat" / "crnn" / "best_model.pth")

@@ -13,7 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from lab import report
-from lab.app import run
+from lab.app.task import run
 from lab.tracking import resolve_tracking_uri
 
 from conftest import GTZAN_MINI, ROOT, WEIGHTS, need

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from lab import table2
-from lab import transforms as T
+from lab.studies.transforms import maps as T
+from lab.studies.transforms import report as table2
 
 
 def _runs() -> list[dict]:
-    """Real metrics from lab.transforms on synthetic pairs, wrapped as MLflow-like run records."""
+    """Real metrics from lab.studies.transforms.maps on synthetic pairs, wrapped as MLflow-like run records."""
     rng = np.random.default_rng(0)
     X = rng.normal(size=(30, 40))
     runs = []

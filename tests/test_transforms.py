@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy.stats import ortho_group
 
-from lab import transforms as T
-from lab.errors import LabError
+from lab.core.errors import LabError
+from lab.studies.transforms import maps as T
 
 N, D = 120, 8
 
@@ -133,7 +133,7 @@ def test_bad_input_is_one_sentence():
 
 
 def test_experiment_options_are_checked_before_any_work(compose_cfg):
-    from lab.experiments.transforms import check
+    from lab.studies.transforms.experiment import check
 
     check(compose_cfg("experiment=transforms", "shift=tempo", "transform=affine"))
     for bad, msg in (("experiment.folds=1", "experiment.folds"), ("shift.amount=7", "shift.amount"),

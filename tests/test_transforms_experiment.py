@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 from mlflow.tracking import MlflowClient
 
-from lab.app import run
+from lab.app.task import run
 from lab.tracking import resolve_tracking_uri
 
 from conftest import WEIGHTS, need

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lab.errors import LabError
-from lab.metrics import SCORES, contingency, contingency_scores, evaluate
-from lab.uncertainty import bootstrap_clustering, paired_bootstrap, resample_weights
+from lab.core.errors import LabError
+from lab.stats.metrics import SCORES, contingency, contingency_scores, evaluate
+from lab.stats.uncertainty import bootstrap_clustering, paired_bootstrap, resample_weights
 
 
 def test_contingency_scores_equal_sklearn_on_random_and_degenerate_labellings():
@@ -157,7 +157,7 @@ def test_auto_uses_the_bootstrap_for_accuracy_and_the_jackknife_for_agreement_in
 def test_bad_clustering_options_stop_the_job_before_any_run_opens(compose_cfg, override, message):
     from pathlib import Path
 
-    from lab.app import run
+    from lab.app.task import run
 
     cfg = compose_cfg("model.pretrained=false", "dataset.n_per_class=1", "dataset.seconds=2", override)
     with pytest.raises(LabError) as err:

@@ -9,10 +9,9 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from lab.app import run
-from lab.errors import LabError
-from lab.models import tag_names
-from lab.models import REGISTRY, build, model_info
+from lab.app.task import run
+from lab.core.errors import LabError
+from lab.models import REGISTRY, build, model_info, tag_names
 from lab.tracking import resolve_tracking_uri
 
 from conftest import REFERENCE, ROOT, WEIGHTS, need
@@ -78,7 +77,7 @@ def test_real_classical_clips_get_classical_tags(compose_cfg, tmp_path):
 
     need(GTZAN_MINI)
     cfg = compose_cfg("experiment=tags", "model=musicnn", "dataset=gtzan", f"dataset.root={GTZAN_MINI}")
-    from lab.pipeline import load_embeddings
+    from lab.extract.pipeline import load_embeddings
 
     _, emb = load_embeddings(cfg)
     names = tag_names("jamendo")

@@ -9,10 +9,10 @@ from __future__ import annotations
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
+from lab.core.errors import LabError
+from lab.core.registry import instantiate_group
 from lab.datasets.base import Clip, Dataset
 from lab.datasets.derived import CompositeDataset, ExcerptDataset, TransformedDataset
-from lab.errors import LabError
-from lab.registry import instantiate_group
 
 __all__ = ["Clip", "CompositeDataset", "Dataset", "ExcerptDataset", "TransformedDataset", "build_dataset"]
 

@@ -9,8 +9,8 @@ from typing import Sequence
 
 import numpy as np
 
-from lab import audio
-from lab.hashing import file_sha256
+from lab.core.storage import file_sha256
+from lab.datasets import audio
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class Dataset:
         return sorted({c.label for c in self.clips})
 
     def load(self, clip: Clip, sr: int) -> np.ndarray:
-        """Decoded mono float32 audio of ``clip`` at ``sr``; raises :class:`lab.audio.AudioError`."""
+        """Decoded mono float32 audio of ``clip`` at ``sr``; raises :class:`lab.datasets.audio.AudioError`."""
         return audio.load(clip.path, sr=sr, min_seconds=self.min_seconds, offset=clip.offset, duration=clip.duration)
 
     def fingerprint(self, clip: Clip) -> str:

@@ -14,10 +14,11 @@ from typing import Mapping, Protocol
 import numpy as np
 import soundfile as sf
 
-from lab.audio import AudioError
+from lab.core.errors import LabError
+from lab.core.storage import text_sha256
+from lab.datasets.audio import AudioError
 from lab.datasets.base import Clip, Dataset
-from lab.errors import LabError
-from lab.hashing import text_sha256
+
 
 class CompositeDataset(Dataset):
     """One dataset made of named parts (e.g. GTZAN + a folder of Carnatic recordings).
@@ -121,7 +122,7 @@ class TransformedDataset(Dataset):
         self._by_id = {c.id: c for c in base.clips}
 
     def load(self, clip: Clip, sr: int) -> np.ndarray:
-        from lab.audio import check_usable
+        from lab.datasets.audio import check_usable
 
         y = np.asarray(self.transform(self._base.load(self._by_id[clip.id], sr), sr, clip), dtype=np.float32)
         check_usable(y, sr=sr, path=clip.path, min_seconds=0.0)  # a transform must not produce NaN or silence

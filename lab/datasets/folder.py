@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lab.core.errors import LabError
 from lab.datasets.base import AUDIO_EXTENSIONS, Dataset, scan_labelled_folders
-from lab.errors import LabError
 
 
 def load_folder(root: str | Path, *, min_seconds: float = 1.0, extensions: tuple[str, ...] = AUDIO_EXTENSIONS,

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lab.datasets.base import Clip, Dataset, scan_labelled_folders
-from lab.errors import LabError
+from lab.core.errors import LabError
+from lab.datasets.base import Dataset, scan_labelled_folders
 
 GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from lab.errors import LabError
+from lab.core.errors import LabError
+from lab.core.storage import file_sha256
 from lab.models.base import Tagger, TaggerSpec
-from lab.hashing import file_sha256
 from lab.models.weights import CORPORA, DEFAULT_CORPUS, check_corpus, find_checkpoint, load_strict, read_state_dict, tag_names
 
 log = logging.getLogger(__name__)

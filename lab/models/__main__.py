@@ -14,9 +14,9 @@ import sys
 
 from hydra.utils import to_absolute_path
 
-from lab.compose import compose_from_args
-from lab.errors import LabError
-from lab.models import REGISTRY, model_info
+from lab.core.compose import compose_from_args
+from lab.core.errors import LabError
+from lab.models import model_info
 from lab.models.weights import CORPORA, CORPUS_NAMES, DEFAULT_CORPUS, UPSTREAM_URL, find_checkpoint, search_path
 
 

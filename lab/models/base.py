@@ -2,7 +2,7 @@
 
 A tagger maps a batch of fixed-length 16 kHz windows to its embedding, the last hidden layer
 (= the vector entering the final 50-way Linear; dropout before it is an identity in eval), and to
-50 sigmoid tag probabilities in the alphabetical order of ``lab/data/jamendo_tags.txt``.
+50 sigmoid tag probabilities in the alphabetical order of ``lab/models/jamendo_tags.txt``.
 """
 
 from __future__ import annotations

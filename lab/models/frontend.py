@@ -135,7 +135,7 @@ class Conv2dBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # ReLU after the pool: max and ReLU commute exactly (ReLU is monotone), and the pooled
-        # tensor is 4-8x smaller (measured: part of fcn 0.10 -> 0.045 s/clip, see lab/embed.py).
+        # tensor is 4-8x smaller (measured: part of fcn 0.10 -> 0.045 s/clip, see lab/extract/embed.py).
         return self.relu(self.mp(self.bn(self.conv(x))))
 
 

@@ -5,7 +5,7 @@ lives at ``<corpus>/<model>/best_model.pth`` (the original repository's ``models
 
 | corpus | tag list (output unit i = entry i) | architectures with a checkpoint we can load |
 |---|---|---|
-| ``jamendo`` (MTG-Jamendo top 50, the default) | ``lab/data/jamendo_tags.txt``, sorted | all seven |
+| ``jamendo`` (MTG-Jamendo top 50, the default) | ``lab/models/jamendo_tags.txt``, sorted | all seven |
 | ``mtat`` (MagnaTagATune top 50) | ``<weights>/tags/mtat_tags.txt``, as stored | fcn, crnn, musicnn |
 | ``msd`` (Million Song Dataset top 50) | ``<weights>/tags/msd_50tagList.txt``, as stored | fcn, crnn |
 
@@ -29,11 +29,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lab.errors import LabError
-from lab.hashing import file_sha256
+from lab.core.compose import REPO_ROOT
+from lab.core.errors import LabError
+from lab.core.storage import file_sha256
 
 WEIGHTS_ENV = "LAB_WEIGHTS_DIR"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CORPUS = "jamendo"
 ALL_MODELS = ("fcn", "musicnn", "crnn", "attention", "hcnn", "sample", "se")
 # corpus -> architectures whose checkpoint exists upstream in a layout our classes load strictly.
@@ -128,7 +128,7 @@ def tag_names(corpus: str = DEFAULT_CORPUS, weights_dir: str | os.PathLike | Non
     if corpus not in CORPORA:
         raise LabError(f"model.corpus={corpus!r} is unknown; choose one of {', '.join(CORPORA)}")
     if corpus == "jamendo":
-        text = resources.files("lab").joinpath("data/jamendo_tags.txt").read_text()
+        text = resources.files("lab.models").joinpath("jamendo_tags.txt").read_text()
         return sorted(t.strip() for t in text.splitlines() if t.strip())
     looked = [d / TAG_FILES[corpus] for d in search_path(weights_dir)]
     path = next((p for p in looked if p.is_file()), None)

@@ -1,7 +1,7 @@
 """A folder of bad (and a few good) audio files, made from one real GTZAN clip, for the robustness tests.
 
 Each entry says what the lab must do with it: embed it (``"ok"``) or skip it with a reason
-(``"skip:<reason>"``, the reasons of :class:`lab.audio.AudioError`). Files land in
+(``"skip:<reason>"``, the reasons of :class:`lab.datasets.audio.AudioError`). Files land in
 ``root/<label>/``, the layout ``dataset=folder`` reads.
 """
 

@@ -13,18 +13,17 @@ import csv
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-import badaudio
-from lab import audio
-from lab.app import run
+from lab.app.task import run
+from lab.datasets import audio
 from lab.datasets.folder import load_folder
 from lab.tracking import resolve_tracking_uri
 
+import badaudio
 from conftest import GTZAN_MINI, ROOT, WEIGHTS, need
 
 pytestmark = pytest.mark.robustness
@@ -94,7 +93,7 @@ def test_a_file_without_read_permission_is_refused(tmp_path):
             pytest.skip("running as root without setpriv (util-linux): root reads a chmod-000 file, so it cannot be tested")
         caps = "-dac_override,-dac_read_search"
         prefix = ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}"]
-    code = ("from lab import audio\ntry:\n    audio.load(%r, sr=16000)\n    print('loaded')\n"
+    code = ("from lab.datasets import audio\ntry:\n    audio.load(%r, sr=16000)\n    print('loaded')\n"
             "except audio.AudioError as e:\n    print(e.reason, '|', e.detail)\n") % str(p)
     out = subprocess.run([*prefix, sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})

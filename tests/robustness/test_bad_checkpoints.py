@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lab.errors import LabError
+from lab.core.errors import LabError
 from lab.models import build
 
 from conftest import ROOT, WEIGHTS, need

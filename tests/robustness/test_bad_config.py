@@ -1,14 +1,14 @@
 """Bad config: every option of every config group given a wrong type or an out-of-range value is
 refused with one sentence naming it, before any audio is read and before an MLflow run opens
-(issue 11, "Robustness with figures"; the checks live in lab.config, lab.clusterers and
-lab.app.preflight)."""
+(issue 11, "Robustness with figures"; the checks live in lab.app.config, lab.stats.clusterers and
+lab.app.task.preflight)."""
 
 from __future__ import annotations
 
 import pytest
 
-from lab.app import run
-from lab.errors import LabError
+from lab.app.task import run
+from lab.core.errors import LabError
 
 from conftest import GTZAN_MINI, need
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from lab.app import run
+from lab.app.task import run
 from lab.datasets.synth import SynthDataset
-from lab.embed import extract
+from lab.extract.embed import extract
 from lab.models import REGISTRY, build
 from lab.tracking import resolve_tracking_uri
 

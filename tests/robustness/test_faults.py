@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
+from lab.core.errors import LabError
 from lab.datasets.synth import SynthDataset
-from lab.embed import EmbeddingCache, extract
-from lab.errors import LabError
+from lab.extract.cache import EmbeddingCache
+from lab.extract.embed import extract
 from lab.models import build
 
 from conftest import ROOT
@@ -96,7 +97,7 @@ def test_two_processes_extracting_the_same_dataset_share_one_sound_cache(tmp_pat
 _RACE = """
 import sys
 from lab.datasets.synth import SynthDataset
-from lab.embed import extract
+from lab.extract.embed import extract
 from lab.models import build
 model, wid = build("sample", pretrained=False, seed=0)
 emb = extract(SynthDataset(n_per_class=3, seconds=4), model, weights_id=wid, cache_dir=sys.argv[1], progress=False, workers=1)
@@ -131,7 +132,7 @@ def test_a_full_disk_while_writing_an_entry_is_one_sentence_and_earlier_entries_
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real_savez(f, **arrays)
 
-    monkeypatch.setattr("lab.embed.np.savez", savez_until_full)
+    monkeypatch.setattr("lab.extract.cache.np.savez", savez_until_full)
     with pytest.raises(LabError) as err:
         extract(ds, model, weights_id=wid, cache_dir=tmp_path, progress=False, workers=1)
     msg = str(err.value)
@@ -139,7 +140,7 @@ def test_a_full_disk_while_writing_an_entry_is_one_sentence_and_earlier_entries_
     assert "earlier entries are intact" in msg and "paths.cache" in msg and "\n" not in msg
     done, tmp_left = _entries(tmp_path)
     assert len(done) == 3 and not tmp_left and all(_loads(e) for e in done)
-    monkeypatch.setattr("lab.embed.np.savez", real_savez)
+    monkeypatch.setattr("lab.extract.cache.np.savez", real_savez)
     emb = extract(ds, model, weights_id=wid, cache_dir=tmp_path, progress=False, workers=1)  # space again: resumes
     assert (emb.hits, emb.misses, len(emb.clips)) == (3, 3, 6)
 

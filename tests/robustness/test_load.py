@@ -12,7 +12,6 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-
 from conftest import ROOT, WEIGHTS, need
 
 pytestmark = [pytest.mark.robustness, pytest.mark.slow, pytest.mark.heavy]  # minutes per store: python -m pytest -m heavy

@@ -1,1 +1,0 @@
-"""Studies: one module each, ``run(cfg, tracker) -> dict[str, float]``, named by ``conf/experiment/<name>.yaml``."""

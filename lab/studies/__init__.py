@@ -1,0 +1,1 @@
+"""One folder per study, each with its run(cfg, tracker) (experiment.py), its own maths, and its tables (report.py)."""

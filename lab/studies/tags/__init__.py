@@ -1,0 +1,1 @@
+"""The taggers' own tag predictions per clip (experiment=tags)."""
