@@ -138,8 +138,8 @@ def test_fast_mode_is_close_but_cached_apart(tmp_path):
 
 def test_fast_mode_on_a_cpu_without_native_bf16_says_it_will_be_slow(monkeypatch, caplog, tmp_path):
     """Emulated bf16 is 10-20x slower than fp32: the user is told once, in one sentence; on a CPU
-    with AMX/AVX512-BF16, for fp32, or through OpenVINO (which falls back to fp32 by itself)
-    nothing is said."""
+    with AMX/AVX512-BF16, for fp32, or through OpenVINO (which picks its own precision and says
+    which: fp32 in older releases, bf16 since 2026) nothing is said."""
     import lab.extract.backends
     from lab.extract.inference import InferenceEngine
 

@@ -207,9 +207,12 @@ class BackendModel:
             config = {"INFERENCE_NUM_THREADS": threads * streams, "NUM_STREAMS": streams,
                       "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
             self._compiled = core.compile_model(core.read_model(str(graph)), "CPU", config)
-            # OpenVINO silently runs f32 where the CPU lacks bf16 (no AVX512-BF16 / AMX): report that.
-            hint = str(self._compiled.get_property("INFERENCE_PRECISION_HINT"))
-            self.effective_precision = "bf16" if "bf16" in hint else "fp32"
+            # Report what OpenVINO chose, not what was asked: older releases run f32 where the CPU
+            # lacks AVX512-BF16 / AMX, 2026 releases emulate bf16 on AVX2. The hint is an ov.Type
+            # (str() reads "<Type: 'bfloat16'>" since 2026), a string in older releases.
+            hint = self._compiled.get_property("INFERENCE_PRECISION_HINT")
+            name = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
+            self.effective_precision = "bf16" if name in ("bf16", "bfloat16") else "fp32"
         else:
             raise LabError(f"backend={backend!r} is not an exported-graph backend")
 
