@@ -306,3 +306,34 @@ def transform_vs_rank(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray, 
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     return fig
+
+
+def transfer_matrices(mats: dict, *, title: str) -> plt.Figure:
+    """One heat map per judge: rows = the genre dreamed (last row ``start``: the starting waveforms), columns =
+    the genre the judge calls the dream, cells = counts (``mats[judge]`` a DataFrame of ints); the diagonal
+    (judged as its target) is outlined."""
+    k = len(mats)
+    fig, axes = plt.subplots(1, k, figsize=(4.2 * k + 0.6, 4.9), squeeze=False)
+    for ax, (judge, m) in zip(axes[0], mats.items()):
+        v = m.to_numpy(dtype=float)
+        dreams = v[:-1]
+        top = max(1.0, float(dreams.max()))
+        ax.imshow(v / top, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+        ax.axhline(len(v) - 1.5, color="black", lw=1)  # the start row is a control, not a dream
+        rows, cols = list(m.index), list(m.columns)
+        ax.set_xticks(range(len(cols)), cols, rotation=60, ha="right", fontsize=7)
+        ax.set_yticks(range(len(rows)), rows, fontsize=7)
+        for i in range(len(rows)):
+            for j in range(len(cols)):
+                if v[i, j]:
+                    ax.text(j, i, f"{int(v[i, j])}", ha="center", va="center", fontsize=7,
+                            color="white" if v[i, j] / top > 0.6 else "black")
+            if i < len(rows) - 1 and rows[i] in cols:
+                j = cols.index(rows[i])
+                ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="crimson", lw=1.2))
+        ax.set_title(f"judged by {judge}", fontsize=9)
+        ax.set_xlabel("called (nearest genre mean)", fontsize=8)
+    axes[0, 0].set_ylabel("dreamed genre (count over seeds)", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -234,6 +234,7 @@ def pool_table(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
         s = STUDY_TABLE2.get(r["transform"])
         row["study (pool 1000)"] = f"{s[1]:.1%}" if s else "–"
         lo, hi = r.get(f"cv.nn_pool.{POOL}_lo"), r.get(f"cv.nn_pool.{POOL}_hi")
+        row["study vs pool-size prediction"] = "–"
         if s and lo is not None and not pd.isna(lo):
             v = "inside" if lo <= s[1] <= hi else "study below" if s[1] < lo else "study above"
             if r.get("cv.nn_accuracy", 0) >= 0.9:
