@@ -164,7 +164,9 @@ def comparisons(reader, cfg: DictConfig) -> Section:
         return _missing(s, RUN, reader.sweep)
     t = _table1(reader, cfg).tables.get("comparisons")
     if t is None or t.frame.empty:
-        return _missing(s, RUN, reader.sweep)
+        _missing(s, RUN, reader.sweep)
+        s.missing = f"Comparisons need two models or more clustered alike in sweep {reader.sweep}: run `{RUN.replace('SWEEP', reader.sweep)}`."
+        return s
     s.runs = done
     return s.add(NamedTable("comparisons", t))
 
