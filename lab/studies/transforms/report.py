@@ -164,32 +164,36 @@ def verdict(n: pd.DataFrame) -> str:
                      f"contain the translation map, so their in-sample MSE is at most translation's. That is a theorem, "
                      f"not evidence; checked here as an invariant, it fails in {sum(inv)} of {len(inv)} cells"
                      + (" (a numerical fault: investigate)." if any(inv) else "."))
-    # 2. held out: the paired difference affine - translation with its interval
-    for ridge, label in (("0", "the unpenalised affine map (the study's fit)"), ("cv", "the ridge affine map (penalty by nested CV)")):
-        rows = n[(n["transform"] == "affine") & (n.ridge == ridge)]
-        if rows.empty or "vs_translation.mse" not in rows:
+    # 2. held out: the paired difference affine - translation with its interval, per fitting protocol
+    affine = n[n["transform"] == "affine"]
+    protocols = [(r, t) for r, t in (("0", "none"), ("0", "identity"), ("cv", "identity"), ("cv", "zero"))
+                 if ((affine.ridge == r) & (affine.shrink_to == t)).any()]
+    for ridge, target in protocols:
+        rows = affine[(affine.ridge == ridge) & (affine.shrink_to == target)]
+        if "vs_translation.mse_lo" not in rows or rows["vs_translation.mse_lo"].isna().all():
             continue
+        label = ("the unpenalised affine map (the study's fit)" if ridge == "0" else
+                 f"{variant(rows.iloc[0])}")
         v = [inference_verdict(r, "vs_translation.mse") for _, r in rows.iterrows()]
         parts.append(f"Held out, {label} minus translation in MSE (95 % interval over songs, paired): {_count(v)} "
                      f"of {len(v)} (shift, model) cells.")
-    # 3. over-fitting: held-out minus in-sample, for every map that has parameters
+    # 3. over-fitting: held-out minus in-sample, for the maps with many parameters
     rows = n[n["transform"].isin(["scaled_orthogonal", "affine"])]
     if not rows.empty and "optimism.mse_lo" in rows:
-        for name in ("scaled_orthogonal", "affine"):
-            for ridge in sorted(set(rows[rows["transform"] == name].ridge)):
-                g = rows[(rows["transform"] == name) & (rows.ridge == ridge)]
-                v = [inference_verdict(r, "optimism.mse") for _, r in g.iterrows()]
-                parts.append(f"{variant(g.iloc[0])}: held-out minus in-sample MSE > 0 (over-fitting) in "
-                             f"{v.count('>0')} of {len(v)} cells, not resolved in {v.count('unresolved')}.")
+        for _, g in rows.groupby(["transform", "ridge", "shrink_to"], sort=False):
+            v = [inference_verdict(r, "optimism.mse") for _, r in g.iterrows()]
+            parts.append(f"{variant(g.iloc[0])}: held-out minus in-sample MSE > 0 (over-fitting) in "
+                         f"{v.count('>0')} of {len(v)} cells, not resolved in {v.count('unresolved')}.")
     # 4. does the penalty remove the over-fit?
-    rows = n[(n["transform"] == "affine") & (n.ridge == "cv")]
-    if not rows.empty and "vs_unregularised.r2" in rows:
+    for target in ("identity", "zero"):
+        rows = affine[(affine.ridge == "cv") & (affine.shrink_to == target)]
+        if rows.empty or "vs_unregularised.r2_lo" not in rows:
+            continue
         v = [inference_verdict(r, "vs_unregularised.r2") for _, r in rows.iterrows()]
-        t = [inference_verdict(r, "vs_translation.r2") for _, r in rows.iterrows()] if "vs_translation.r2" in rows else []
-        parts.append(f"Ridge (nested CV) against no ridge, held-out R²: higher in {v.count('>0')}, lower in {v.count('<0')}, "
-                     f"not resolved in {v.count('unresolved')} of {len(v)} cells"
-                     + (f"; against translation: higher in {t.count('>0')}, lower in {t.count('<0')}, not resolved in "
-                        f"{t.count('unresolved')}." if t else "."))
+        t = [inference_verdict(r, "vs_translation.r2") for _, r in rows.iterrows()]
+        parts.append(f"{variant(rows.iloc[0])} against no ridge, held-out R²: higher in {v.count('>0')}, lower in "
+                     f"{v.count('<0')}, not resolved in {v.count('unresolved')} of {len(v)} cells; against translation: "
+                     f"higher in {t.count('>0')}, lower in {t.count('<0')}, not resolved in {t.count('unresolved')}.")
     return " ".join(parts)
 
 
