@@ -82,8 +82,8 @@ def new_df():
 def test_every_cell_has_an_interval_and_the_verdict_can_fail_both_ways(new_df, tmp_path):
     t = table2.table2(new_df)
     assert list(t.Transform[t.Shift == "pitch x1.5"]) == ["Identity", "Translation", "Affine (ridge: nested CV)", "Affine (no ridge)"]
-    for col in ("MSE held out", "R² held out", "NN acc held out"):
-        assert all("[" in v for v in t[col])  # estimate [lo, hi]
+    for col in ("MSE held out", "R² held out", "NN acc held out", "MSE in sample", "R² in sample", "NN acc in sample"):
+        assert all("[" in v for v in t[col])  # estimate [lo, hi]: every cell
     numbers = table2.table2_numbers(new_df)
     assert (numbers["cv.r2_lo"] <= numbers["cv.r2"] + 1e-9).all() and (numbers["cv.r2"] <= numbers["cv.r2_hi"] + 1e-9).all()
     _, sentence = table2.versus_study(new_df)

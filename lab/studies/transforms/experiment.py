@@ -127,7 +127,8 @@ def statistics(spec: T.MapSpec, X: np.ndarray, Y: np.ndarray, fit: T.CrossFit, g
                n_boot: int, level: float, pool_sizes: list[int], pca_ranks: list[int]) -> dict[str, float]:
     """Everything that makes a Table-2 cell able to fail: intervals, paired baselines, pool curve, zero shift, PCA rank.
 
-    * ``cv.<m>_lo``/``_hi``: group-bootstrap interval of each held-out score (``n_boot`` = 0: none);
+    * ``cv.<m>_lo``/``_hi`` and ``in_sample.<m>_lo``/``_hi``: group-bootstrap interval of each score
+      (``n_boot`` = 0: none);
     * ``optimism.mse`` = held-out minus in-sample MSE and ``optimism.r2`` = in-sample minus held-out R^2,
       paired over the same songs, with intervals: the over-fitting a bigger map pays;
     * ``vs_translation.<m>``, ``vs_identity.<m>``: this map minus the baseline held out (same folds, same
@@ -140,6 +141,7 @@ def statistics(spec: T.MapSpec, X: np.ndarray, Y: np.ndarray, fit: T.CrossFit, g
     rd = I.redraws(groups, n_boot=n_boot, seed=seed, level=level) if n_boot > 0 else None
     if rd is not None:
         out |= _interval_metrics("cv", I.intervals(fit.P_cv, Y, rd))
+        out |= _interval_metrics("in_sample", I.intervals(fit.P_in, Y, rd))
         out |= _paired_metrics("optimism", {m: v for m, v in I.paired(fit.P_cv, fit.P_in, Y, rd).items() if m != "nn_accuracy"},
                                flip=False)
         out["optimism.r2"], out["optimism.r2_lo"], out["optimism.r2_hi"] = (-out["optimism.r2"], -out["optimism.r2_hi"],

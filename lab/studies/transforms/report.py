@@ -109,9 +109,9 @@ def table2(df: pd.DataFrame) -> pd.DataFrame:
         name, constraint = TRANSFORMS.get(r["transform"], (r["transform"], ""))
         rows.append({"Shift": f"{r['shift']} x1.5", "Model": model_name(r["model"]), "Transform": variant(r),
                      "Constraint": constraint, "Params": int(r.get("n_params", 0)), "Ridge α (folds)": _alpha(r),
-                     "MSE held out": ci(r, "cv.mse"), "MSE in sample": f(r.get("in_sample.mse")),
-                     "R² held out": ci(r, "cv.r2"), "R² in sample": f(r.get("in_sample.r2")),
-                     "NN acc held out": ci(r, "cv.nn_accuracy"), "NN acc in sample": f(r.get("in_sample.nn_accuracy")),
+                     "MSE held out": ci(r, "cv.mse"), "MSE in sample": ci(r, "in_sample.mse"),
+                     "R² held out": ci(r, "cv.r2"), "R² in sample": ci(r, "in_sample.r2"),
+                     "NN acc held out": ci(r, "cv.nn_accuracy"), "NN acc in sample": ci(r, "in_sample.nn_accuracy"),
                      "chance": f(r.get("chance_nn_accuracy")), "songs": int(r.get("n_pairs", 0)),
                      "padded": int(r.get("shifted.n_padded", 0))})
     return pd.DataFrame(rows)
@@ -122,7 +122,7 @@ def table2_numbers(df: pd.DataFrame) -> pd.DataFrame:
     n = nominal(df)
     keep = ["shift", "model", "transform", "ridge", "shrink_to", "n_params", "n_pairs", "ridge_alpha_median"]
     for m in ("mse", "r2", "nn_accuracy"):
-        keep += [f"cv.{m}", f"cv.{m}_lo", f"cv.{m}_hi", f"in_sample.{m}"]
+        keep += [f"cv.{m}", f"cv.{m}_lo", f"cv.{m}_hi", f"in_sample.{m}", f"in_sample.{m}_lo", f"in_sample.{m}_hi"]
     for key in ("optimism.mse", "vs_translation.mse", "vs_identity.r2", "vs_unregularised.r2", f"cv.nn_pool.{POOL}"):
         keep += [key, f"{key}_lo", f"{key}_hi"]
     return n[[c for c in keep if c in n]]
@@ -135,10 +135,10 @@ def versus_study(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     for _, r in n.iterrows():
         s = STUDY_TABLE2.get(r["transform"])
         rows.append({"Shift": r["shift"], "Model": model_name(r["model"]), "Transform": variant(r),
-                     "MSE held out": ci(r, "cv.mse"), "MSE in sample": f"{r['in_sample.mse']:.3f}",
+                     "MSE held out": ci(r, "cv.mse"), "MSE in sample": ci(r, "in_sample.mse"),
                      "MSE (study)": f"{s[0]:.4f}" if s else "–",
-                     "R² held out": ci(r, "cv.r2"), "R² in sample": f"{r['in_sample.r2']:.3f}",
-                     "NN held out": ci(r, "cv.nn_accuracy", 3, pct=True), "NN in sample": f"{r['in_sample.nn_accuracy']:.1%}",
+                     "R² held out": ci(r, "cv.r2"), "R² in sample": ci(r, "in_sample.r2"),
+                     "NN held out": ci(r, "cv.nn_accuracy", 3, pct=True), "NN in sample": ci(r, "in_sample.nn_accuracy", 3, pct=True),
                      f"NN at pool {POOL} (model)": ci(r, f"cv.nn_pool.{POOL}", 3, pct=True),
                      "NN (study)": f"{s[1]:.1%}" if s else "–"})
     return pd.DataFrame(rows), verdict(n)
