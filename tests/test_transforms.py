@@ -289,3 +289,16 @@ def test_nn_accuracy_by_pool_size_is_exact_and_the_extrapolation_recovers_a_know
     curve = I.pool_curve(c[:50], 50, [2, 50, 1000], I.redraws(np.arange(50), n_boot=300))
     assert curve[50]["acc"] == pytest.approx(np.mean(c[:50] == 0)) and curve[1000]["exact"] == 0.0
     assert curve[1000]["lo"] <= curve[1000]["acc"] <= curve[1000]["hi"] and curve[1000]["acc"] < curve[50]["acc"]
+
+
+def test_r2_counts_the_error_on_dead_units():
+    from sklearn.metrics import r2_score
+
+    rng = np.random.default_rng(14)
+    Y = rng.normal(size=(30, 6))
+    P = Y + 0.3 * rng.normal(size=Y.shape)
+    assert T.r2(P, Y) == pytest.approx(r2_score(Y, P, multioutput="variance_weighted"))
+    Y[:, 0] = 0.0  # a dead unit in the shifted embedding, predicted badly
+    P[:, 0] = 5.0 * rng.normal(size=30)
+    assert T.r2(P, Y) < r2_score(Y, P, multioutput="variance_weighted") - 1  # scikit-learn drops that error
+    assert T.evaluate(P, Y)["r2"] == pytest.approx(1 - ((P - Y) ** 2).sum() / ((Y - Y.mean(0)) ** 2).sum())
