@@ -302,3 +302,16 @@ def test_r2_counts_the_error_on_dead_units():
     P[:, 0] = 5.0 * rng.normal(size=30)
     assert T.r2(P, Y) < r2_score(Y, P, multioutput="variance_weighted") - 1  # scikit-learn drops that error
     assert T.evaluate(P, Y)["r2"] == pytest.approx(1 - ((P - Y) ** 2).sum() / ((Y - Y.mean(0)) ** 2).sum())
+
+
+def test_tiny_folds_fall_back_to_translation_instead_of_failing():
+    # 4 songs, 2 outer folds: the nested CV trains on a single song, which spans no PCA direction
+    rng = np.random.default_rng(15)
+    X = rng.normal(size=(4, 5))
+    Y = X + 1.0
+    P = T.out_of_fold(T.MapSpec("affine", ridge="cv", pca_rank=1), X, Y, k=2)
+    assert np.isfinite(P).all()
+    A, b = T.in_subspace(T.affine, X[:1], Y[:1], 3)
+    assert np.allclose(A, np.eye(5)) and np.allclose(b, 1.0)
+    with pytest.raises(LabError, match="pca_rank"):
+        T.pca_basis(X, 0)

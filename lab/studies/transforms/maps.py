@@ -170,7 +170,8 @@ def ridge_coefficients(Xc: np.ndarray, Rc: np.ndarray, alphas) -> np.ndarray:
     U, sv, Vt = np.linalg.svd(Xc, full_matrices=False)
     lams = np.asarray(alphas, dtype=float) * float((Xc * Xc).sum()) / Xc.shape[1]
     UR = U.T @ Rc  # (r, out)
-    shrink = sv[None, :] / (sv[None, :] ** 2 + lams[:, None])  # (n_alphas, r)
+    den = sv[None, :] ** 2 + lams[:, None]
+    shrink = np.divide(sv[None, :], den, out=np.zeros_like(den), where=den > 0)  # (n_alphas, r)
     shrink[:, sv <= sv.max(initial=0.0) * 1e-12] = 0.0  # directions the data does not span carry no signal
     return np.einsum("dr,ar,ro->ado", Vt.T, shrink, UR)
 
@@ -188,13 +189,18 @@ DEFAULT_ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(-3, 4, 1
 
 
 def pca_basis(X: np.ndarray, rank: int) -> np.ndarray:
-    """The first ``k = min(rank, dim, n - 1)`` principal axes of the rows of ``X`` [shape=(dim, k)], orthonormal columns."""
+    """The first ``k = min(rank, dim, n - 1)`` principal axes of the rows of ``X`` [shape=(dim, k)], orthonormal columns.
+
+    One training song spans no direction: ``k = 0`` (an empty basis), and the lifted map is the translation.
+    """
     from sklearn.decomposition import PCA
 
     n, d = X.shape
+    if rank < 1:
+        raise LabError(f"transform.pca_rank={rank} must be >= 1")
     k = int(min(rank, d, n - 1))
     if k < 1:
-        raise LabError(f"transform.pca_rank={rank} leaves no dimension with {n} training songs")
+        return np.zeros((d, 0))
     return PCA(n_components=k, svd_solver="full").fit(X).components_.T
 
 
@@ -225,6 +231,8 @@ def in_subspace(fit: Callable[[np.ndarray, np.ndarray], Fitted], X: np.ndarray, 
     diagonal is basis-dependent).
     """
     V = pca_basis(X, rank)
+    if V.shape[1] == 0:
+        return translation(X, Y)
     return lift(fit(X @ V, Y @ V), V, (Y - X).mean(0))
 
 
@@ -313,7 +321,10 @@ def select_alpha(spec: MapSpec, X: np.ndarray, Y: np.ndarray, groups: np.ndarray
             Xtr_k, Ytr_k = Xtr @ V, Ytr @ V
         else:
             V = None
-        if spec.name == "affine":  # every penalty from one SVD
+        if V is not None and V.shape[1] == 0:  # one training song: every penalty gives the translation
+            fits = [translation(Xtr, Ytr)] * len(alphas)
+            V = None
+        elif spec.name == "affine":  # every penalty from one SVD
             Xa, Ya = (Xtr_k, Ytr_k) if V is not None else (Xtr, Ytr)
             xm, ym = Xa.mean(0), Ya.mean(0)
             A0 = (1.0 if spec.shrink_to == "identity" else 0.0) * np.eye(Xa.shape[1])
