@@ -280,7 +280,7 @@ class MapSpec:
             return "none"
         return "cv" if self.ridge == "cv" else (f"{float(self.ridge):g}" if self.ridge else "0")
 
-    def replace(self, **changes) -> "MapSpec":
+    def replace(self, **changes) -> MapSpec:
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
 

@@ -106,7 +106,7 @@ def table2(df: pd.DataFrame) -> pd.DataFrame:
     f = lambda v, d=3: "–" if pd.isna(v) else f"{v:.{d}f}"  # noqa: E731
     rows = []
     for _, r in n.iterrows():
-        name, constraint = TRANSFORMS.get(r["transform"], (r["transform"], ""))
+        _, constraint = TRANSFORMS.get(r["transform"], (r["transform"], ""))
         rows.append({"Shift": f"{r['shift']} x1.5", "Model": model_name(r["model"]), "Transform": variant(r),
                      "Constraint": constraint, "Params": int(r.get("n_params", 0)), "Ridge α (folds)": _alpha(r),
                      "MSE held out": ci(r, "cv.mse"), "MSE in sample": ci(r, "in_sample.mse"),
