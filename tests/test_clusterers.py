@@ -21,7 +21,7 @@ def _blobs(n_per: int = 15, centres: int = 4, seed: int = 0) -> tuple[np.ndarray
 def test_every_index_finds_four_well_separated_blobs():
     X, _ = _blobs()
     scores = score_range(X, GMMClusterer(), list(range(2, 9)), seeds=[0, 1])
-    assert best_k(over_seeds(scores)) == {"silhouette": 4, "calinski_harabasz": 4, "davies_bouldin": 4}
+    assert best_k(over_seeds(scores)) == {"silhouette": 4, "calinski_harabasz": 4, "davies_bouldin": 4, "bic": 4}
     assert all(len(v) == 2 for v in scores["silhouette"].values())  # one value per seed
 
 
@@ -76,8 +76,8 @@ def test_gmm_failure_names_the_right_fix():
 
     X = np.zeros((10, 3))
     X[:, 0] = np.arange(10)
-    with pytest.raises(LabError, match="reg_covar=1e-3 or clusterer.covariance_type=diag"):
-        GMMClusterer(reg_covar=0.0).fit_predict(X, k=3, seed=0)
+    with pytest.raises(LabError, match="reg_covar=1e-3 or clusterer.covariance_type=spherical"):
+        GMMClusterer(covariance_type="full", reg_covar=0.0).fit_predict(X, k=3, seed=0)
 
 
 @pytest.mark.parametrize("n_songs, one_thread", [(60, True), (4000, False)])  # 4000 = ONE_THREAD_BELOW
