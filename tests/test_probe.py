@@ -24,7 +24,7 @@ def _blobs(separation: float, seed: int = 0, n_per: int = 12, k: int = 4, d: int
 
 def test_kfold_separable_blobs_are_read_perfectly():
     X, y = _blobs(10.0, n_per=6)
-    sel, pred, folds, grid = kfold(X, y, CS, folds=3, inner_folds=2, max_iter=500, seed=0)
+    sel, pred, folds, grid, _ = kfold(X, y, CS, folds=3, inner_folds=2, max_iter=500, seed=0)
     assert sel.all() and np.mean(pred == y) == 1.0
     assert len(folds) == 3 and len(grid) == 3 * len(CS) and all(f["C"] in CS for f in folds)
 
@@ -32,7 +32,7 @@ def test_kfold_separable_blobs_are_read_perfectly():
 def test_kfold_labels_unrelated_to_the_embedding_sit_near_chance():
     X, _ = _blobs(0.0, n_per=20, d=5)
     y = np.random.default_rng(1).permutation(np.repeat(["a", "b", "c", "d"], 20))
-    _, pred, _, _ = kfold(X, y, [0.01, 1.0], folds=4, inner_folds=2, max_iter=500, seed=0)
+    _, pred, _, _, _ = kfold(X, y, [0.01, 1.0], folds=4, inner_folds=2, max_iter=500, seed=0)
     assert np.mean(pred == y) < 0.45  # chance 0.25; the probe must not find structure that is not there
 
 

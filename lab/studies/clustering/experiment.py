@@ -104,6 +104,7 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
                                               method=str(boot.get("method", "auto")))
         tracker.log_metrics(uncertainty.interval_metrics(ci))
     held = cfg.experiment.get("heldout") or {}
+    heldout = np.full(len(y), np.nan)  # per song: share of splits in which it was right when held out
     if int(held.get("repeats", 5)) > 0:  # cross-fitted: clusters and matching fitted on one half of the groups, scored on the other
         cf = crossfit_accuracy(emb.X, y, groups, clusterer, k=k, seed=seed, repeats=int(held.get("repeats", 5)),
                                split_seed=int(held.get("seed", 0)))
@@ -113,6 +114,7 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
                                             level=float(boot.get("level", 0.95)))
             tracker.log_metrics({"accuracy_heldout_ci_lo": iv.lo, "accuracy_heldout_ci_hi": iv.hi})
         scores["accuracy_heldout"] = cf.accuracy
+        heldout = cf.song_correct
 
     what = f"{cfg.model.name} on {dataset.name} ({len(y)} songs), {clusterer.name} k={k} seed={seed}"
     order = analysis.genre_order(emb.X, y)
@@ -122,7 +124,8 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
     tracker.log_figure(plots.confusion_matrix(cm, order, cols, title=f"{what}\naccuracy {scores['accuracy']:.3f}"),
                        "confusion_matrix.png", tight=False)  # laid out by tight_layout: one drawing pass, not two
     tracker.log_csv([{"file": c.path, "id": c.id, "genre": c.label, "cluster": int(p), "assigned_genre": a, "correct": bool(a == c.label),
-                      "source": c.source_id, "group": g} for c, p, a, g in zip(emb.clips, pred, assigned, groups)], "assignments.csv")
+                      "source": c.source_id, "group": g, "heldout": "" if np.isnan(h) else round(float(h), 6)}
+                     for c, p, a, g, h in zip(emb.clips, pred, assigned, groups, heldout)], "assignments.csv")
     tracker.log_csv([{"cluster": c, "assigned_genre": assignment.cluster_to_genre.get(c, metrics.UNASSIGNED),
                       **{g: int(n) for g, n in zip(assignment.genres, assignment.contingency[:, j])}}
                      for j, c in enumerate(assignment.clusters)], "contingency.csv")
