@@ -102,3 +102,51 @@ def test_small_fits_run_on_one_blas_thread_and_still_find_the_blobs(monkeypatch,
     outside = {i["user_api"]: i["num_threads"] for i in threadpool_info()}
     assert seen[0] == ({api: 1 for api in outside} if one_thread else outside)
     assert hungarian_accuracy(y, labels) == 1.0  # four far-apart blobs either way
+
+
+def test_gmm_default_on_50_songs_x_200_dims_is_not_full_and_full_warns(compose_cfg):
+    from lab.stats.clusterers import build_clusterer
+
+    gmm = build_clusterer(compose_cfg("clusterer=gmm").clusterer)
+    assert gmm.covariance_type != "full" and gmm.covariance_type == GMMClusterer().covariance_type
+    assert gmm.conditioning(50, 7, 200) is None
+    full = build_clusterer(compose_cfg("clusterer=gmm", "clusterer.covariance_type=full").clusterer)
+    assert "7.1 songs per component for 200 dimensions" in full.conditioning(50, 7, 200)
+    assert full.conditioning(5000, 7, 200) is None  # 714 songs per component: well-posed
+    assert GMMClusterer(covariance_type="full", pca=5).conditioning(50, 7, 200) is None  # 7.1 songs for 5 dimensions
+    assert "50 songs for one 200x200" in GMMClusterer(covariance_type="tied").conditioning(50, 7, 200)
+    X, _ = _blobs(n_per=13)
+    labels, _ = gmm.fit_predict(np.hstack([X, np.random.default_rng(0).standard_normal((len(X), 195))]), k=4, seed=0)
+    assert labels.shape == (52,)
+
+
+def test_old_gmm_is_reachable_by_config_and_gives_the_old_labels(compose_cfg):
+    """clusterer.covariance_type=full is the code path of the lab before this default changed, label for label."""
+    from sklearn.mixture import GaussianMixture
+
+    from lab.stats.clusterers import build_clusterer
+
+    full = build_clusterer(compose_cfg("clusterer=gmm", "clusterer.covariance_type=full").clusterer)
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((50, 200)) + np.repeat(rng.standard_normal((5, 200)), 10, axis=0)
+    for seed in (0, 1):
+        old = GaussianMixture(n_components=7, covariance_type="full", reg_covar=1e-6, n_init=1, max_iter=100,
+                              random_state=seed).fit(X).predict(X)  # what GMMClusterer._fit did before
+        assert (full.fit_predict(X, k=7, seed=seed)[0] == old).all()
+
+
+def test_pca_reduces_before_clustering_and_the_fitted_pipeline_assigns_new_songs():
+    X, y = _blobs(n_per=20)
+    noisy = np.hstack([X, 0.5 * np.random.default_rng(1).standard_normal((len(X), 40))])
+    km = KMeansClusterer(pca=3)
+    assert km.prepare(noisy).shape == (80, 3)
+    pipe, notes = km.fit(noisy[::2], k=4, seed=0)
+    assert notes == []
+    new = pipe.predict(noisy[1::2])
+    assert hungarian_accuracy(y[1::2], new) == 1.0
+    _, notes = KMeansClusterer(pca=500).fit(noisy, k=4, seed=0)
+    assert notes == ["clusterer.pca=500 capped at 45 components (80 songs, 45 dimensions)"]
+    from lab.core.errors import LabError
+
+    with pytest.raises(LabError, match="clusterer.pca=0 must be null"):
+        KMeansClusterer(pca=0)
