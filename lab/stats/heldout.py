@@ -60,10 +60,13 @@ def halves(y: np.ndarray, groups: Sequence, *, seed: int) -> tuple[np.ndarray, n
     """Two group-disjoint halves (index arrays), stratified by ``y`` as far as the groups allow."""
     g = np.asarray(groups, dtype=object).astype(str)
     if len(set(g.tolist())) < 2:
-        raise LabError("held-out accuracy needs at least 2 groups (artists or recordings) to split into halves")
+        raise LabError("cross-fitting needs at least 2 groups (artists or recordings) to split into halves")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "least populated class has only 1 member": expected with groups
-        a, b = next(StratifiedGroupKFold(n_splits=2, shuffle=True, random_state=seed).split(np.zeros(len(y)), y, g))
+        try:
+            a, b = next(StratifiedGroupKFold(n_splits=2, shuffle=True, random_state=seed).split(np.zeros(len(y)), y, g))
+        except ValueError as err:  # every genre a single song: nothing to stratify two halves by
+            raise LabError(f"cannot halve these {len(y)} songs by genre ({err})") from None
     return a, b
 
 
@@ -84,8 +87,8 @@ def crossfit_accuracy(X: np.ndarray, y: np.ndarray, groups: Sequence, clusterer:
         right, reach = 0, 0
         for fit_on, score_on in ((a, b), (b, a)):
             if k > len(fit_on):
-                raise LabError(f"held-out accuracy: k={k} is larger than a half of the songs ({len(fit_on)}); "
-                               f"set experiment.heldout.repeats=0 or use fewer clusters")
+                raise LabError(f"k={k} is larger than a half of the songs ({len(fit_on)}), too few to fit the held-out "
+                               f"clustering; set experiment.heldout.repeats=0 or use fewer clusters")
             pipe, fit_notes = clusterer.fit(X[fit_on], k=k, seed=seed)
             notes += [n for n in fit_notes if n not in notes]
             match = hungarian_assignment(y[fit_on], pipe.predict(X[fit_on]))

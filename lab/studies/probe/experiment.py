@@ -135,7 +135,10 @@ def kfold(X: np.ndarray, y: np.ndarray, Cs: list[float], *, folds: int, inner_fo
     pred = np.empty(len(y), dtype=y.dtype)
     fold_of = np.full(len(y), -1)
     rows, grid = [], []
-    split = _splitter(folds, seed, grouped).split(X, y, groups) if grouped else _splitter(folds, seed, False).split(X, y)
+    try:
+        split = list(_splitter(folds, seed, grouped).split(X, y, groups) if grouped else _splitter(folds, seed, False).split(X, y))
+    except ValueError as err:  # scikit-learn's own check of the class sizes
+        raise LabError(f"experiment.folds={folds} cannot split these songs ({err})") from None
     for f, (tr, te) in enumerate(split):
         if grouped:
             _check_groups(groups[tr], inner_folds, "experiment.inner_folds")
