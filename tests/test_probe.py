@@ -120,3 +120,28 @@ def test_probe_job_on_gtzan_mini(compose_cfg, split, group):
     names = {a.path for a in client.list_artifacts(r.info.run_id)}
     assert {"probe_folds.csv", "probe_grid.csv", "probe_predictions.csv", "probe_hyperparameters.json", "probe_confusion_matrix.png"} <= names
     assert scores["n_test"] == (4 if split == "fault_filtered" else 50)  # gtzan_mini holds 4 of the 290 test songs
+
+
+def test_probe_report_averages_seeds_and_resamples_the_groups_the_folds_kept_apart():
+    import pandas as pd
+
+    from lab.studies.probe.report import probe_numbers, probe_table
+
+    ids = [f"s{i}" for i in range(40)]
+    artists = [f"a{i // 4}" for i in range(40)]  # 10 artists of 4 songs
+    runs, preds = [], {}
+    for seed, right in ((0, 0.5), (1, 0.7)):
+        correct = np.arange(40) < int(40 * right)
+        rid = f"r{seed}"
+        runs.append({"run_id": rid, "status": "FINISHED", "tags": {"model": "fcn", "group": "artist", "seed": str(seed)},
+                     "metrics": {"probe_accuracy": right, "probe_accuracy_std": 0.1, "chance_accuracy": 0.1, "n_test": 40,
+                                 "probe_accuracy_multi": right + 0.1}})
+        preds[rid] = pd.DataFrame({"id": ids, "correct": correct.astype(str), "group": artists}).set_index("id")
+    nums = probe_numbers(runs, preds, n_boot=500)
+    (r,) = nums.itertuples(index=False)
+    assert (r.mean, round(r.std, 4), r.n) == (0.6, round(np.std([0.5, 0.7], ddof=1), 4), 2)
+    assert r.ci_lo < 0.6 < r.ci_hi and r.multi == pytest.approx(0.7)
+    # artists 0-4 always right, 5-6 right for one seed, 7-9 never: redrawing 10 artists gives a wide interval
+    assert r.ci_hi - r.ci_lo > 0.4
+    t = probe_table(nums)
+    assert t.iloc[0]["probe accuracy"] == "0.600 (0.141)" and t.iloc[0]["folds keep apart"] == "artists"

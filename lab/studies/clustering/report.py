@@ -417,6 +417,9 @@ def report(runs: list[dict], *, cfg, uri: str, sweep: str) -> StudyReport:
     if df.empty or "accuracy" not in df:
         raise LabError(f"sweep {sweep!r} has no finished clustering runs")
     group = str(cfg.experiment.get("group", "artist"))
+    made = {r["tags"].get("group", "recording") for r in runs if r["run_id"] in set(df.run_id)}  # untagged runs predate artists
+    if group == "artist" and made == {"recording"}:
+        group = "recording"  # their assignments hold no artists: say what is resampled
     ctx = ReportContext(df.reset_index(drop=True), n_boot=n_boot, level=level, seed=int(boot.get("seed", 0)), method=method,
                         group=group, covariance=_covariance(runs, ctx_df=df))
     if n_boot > 0:
