@@ -127,6 +127,7 @@ def test_old_gmm_is_reachable_by_config_and_gives_the_old_labels(compose_cfg):
     from lab.stats.clusterers import build_clusterer
 
     full = build_clusterer(compose_cfg("clusterer=gmm", "clusterer.covariance_type=full").clusterer)
+    assert build_clusterer(compose_cfg("clusterer=gmm_full").clusterer) == full  # one name for sweeps beside kmeans
     rng = np.random.default_rng(3)
     X = rng.standard_normal((50, 200)) + np.repeat(rng.standard_normal((5, 200)), 10, axis=0)
     for seed in (0, 1):
