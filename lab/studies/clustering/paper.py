@@ -97,7 +97,7 @@ def figure2(reader, cfg: DictConfig) -> Section:
         if png is not None:
             s.add(Figure(png, f"{label}: internal indices over k ({run['tags'].get('clusterer', 'gmm')})"))
         m = run["metrics"]
-        for index in ("silhouette", "calinski_harabasz", "davies_bouldin"):
+        for index in ("silhouette", "calinski_harabasz", "davies_bouldin", "bic"):  # bic: GMM runs only
             if f"best_k/{index}" in m:
                 rows.append({"model": label, "index": index, "best k": int(m[f"best_k/{index}"]),
                              "seed agreement": round(m.get(f"best_k_seed_agreement/{index}", np.nan), 2)})
