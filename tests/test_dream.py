@@ -171,15 +171,26 @@ def test_target_and_judging_songs_are_different_songs():
     clips = [Clip(f"{g}/{g}.{i}.wav", g, f"/x/{g}{i}.wav") for g in ("blues", "disco", "metal") for i in range(5)]
     clips += [Clip(f"{g}/{g}.4.wav@30s", g, f"/x/{g}4.wav", source=f"{g}/{g}.4.wav") for g in ("blues", "disco", "metal")]
     labels = np.array([c.label for c in clips])
-    parts = split_parts(clips, labels, how="halves", seed=0)
+    parts, fallback = split_parts(clips, labels, how="halves", seed=0)
+    assert fallback == []
     for g in ("blues", "disco", "metal"):
         rows = labels == g
         assert (parts[rows] == "target").any() and (parts[rows] == "score").any()
         target = {c.source_id for c, p, lab in zip(clips, parts, labels) if lab == g and p == "target"}
         score = {c.source_id for c, p, lab in zip(clips, parts, labels) if lab == g and p == "score"}
         assert not target & score and len(target) == 3 and len(score) == 2  # ceil(5 / 2) recordings make the target
-    assert (split_parts(clips, labels, how="halves", seed=0) == parts).all()  # fixed by the split seed
-    assert set(split_parts(clips, labels, how="none")) == {"both"}
+    assert (split_parts(clips, labels, how="halves", seed=0)[0] == parts).all()  # fixed by the split seed
+    assert set(split_parts(clips, labels, how="none")[0]) == {"both"}
+    # artists: never on both sides; a genre of one artist falls back to its recordings and says so
+    by_artist = [Clip(f"{g}/{g}.{i}.wav", g, f"/x/{g}{i}.wav", artist=f"{g}-{i % 2}" if g != "blues" else "Hooker")
+                 for g in ("blues", "disco") for i in range(6)]
+    lab2 = np.array([c.label for c in by_artist])
+    parts2, fallback2 = split_parts(by_artist, lab2, how="halves", seed=1)
+    assert fallback2 == ["blues"]
+    for artist in {c.artist for c in by_artist if c.label == "disco"}:
+        assert len({p for c, p in zip(by_artist, parts2) if c.artist == artist}) == 1
+    assert {p for c, p in zip(by_artist, parts2) if c.label == "blues"} == {"target", "score"}
+    assert set(split_parts(by_artist, lab2, how="halves", seed=1, unit="recording")[1]) == set()
     with pytest.raises(LabError, match="at least 2 songs"):
         split_parts(clips[:1], labels[:1], how="halves")
     with pytest.raises(LabError, match="target_split"):

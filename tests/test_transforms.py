@@ -141,7 +141,7 @@ def test_experiment_options_are_checked_before_any_work(compose_cfg):
                      ("transform.ridge=auto", "transform.ridge"), ("transform.pca_rank=0", "transform.pca_rank"),
                      ("experiment.ridge.shrink_to=one", "shrink_to"), ("experiment.ridge.alphas=[0]", "alphas"),
                      ("experiment.n_boot=-1", "experiment.n_boot"), ("experiment.pool_sizes=[1]", "pool_sizes"),
-                     ("experiment.group=artist", "group")):
+                     ("experiment.group=song", "group=")):
         with pytest.raises(LabError, match=msg):
             check(compose_cfg("experiment=transforms", "transform=affine", bad))
 

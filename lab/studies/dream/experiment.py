@@ -12,7 +12,7 @@ spectrograms, and the transfer table: the dream embedded by the *other* availabl
 ranked against *their* genre means (``transfer.csv``).
 
 **Target and judge on different songs** (``experiment.target_split=halves``, the default): within
-each genre, half the songs (whole groups: recordings, later artists) make the dream's target mean
+each genre, half the songs (whole groups: artists where known, else recordings) make the dream's target mean
 and the other half the genre means that the dreaming model and every other tagger judge it
 against, so "the dream lands on its genre" is not scored on the songs it was made from
 (``split.csv``). ``none`` is the study's protocol (all songs on both sides). **Control:** the
@@ -42,12 +42,12 @@ from omegaconf import DictConfig, OmegaConf
 from lab import tracking
 from lab.core.compose import CONF_DIR
 from lab.core.errors import LabError
+from lab.datasets import clip_groups
 from lab.datasets.audio import AudioError
 from lab.datasets.audio import load as load_audio
 from lab.extract.pipeline import LoadedModel, build_dataset, build_model, embed
 from lab.models.weights import find_checkpoint
 from lab.stats import plots
-from lab.stats.grouping import groups_of
 from lab.studies.dream.dreaming import (INIT_CLIP, DreamResult, DreamSettings, dream, energy_gate, initial_waveform,
                                          normalize_peak, settings_from)
 
@@ -84,6 +84,7 @@ def validate(cfg: DictConfig, genres: list[str]) -> tuple[list[str], DreamSettin
     unknown = [m for m in e.transfer if m not in REGISTRY] if not isinstance(e.transfer, str) else [e.transfer]
     if unknown:
         raise LabError(f"experiment.transfer has {unknown[0]!r}, which is not a model; use a list of {', '.join(REGISTRY)}")
+    clip_groups([], str(e.get("group", "artist")))
     if e.get("target_split", "none") not in SPLITS:
         raise LabError(f"experiment.target_split={e.get('target_split')!r} must be one of {', '.join(SPLITS)}")
     ss = e.get("split_seed", 0)
@@ -117,31 +118,38 @@ def genre_means(X: np.ndarray, labels: np.ndarray, keep: np.ndarray | None = Non
     return genres, np.stack([X[keep & (labels == g)].mean(0) for g in genres]).astype(np.float32)
 
 
-def split_parts(clips, labels, *, how: str = "none", seed: int = 0) -> np.ndarray:
+def split_parts(clips, labels, *, how: str = "none", seed: int = 0, unit: str = "artist") -> tuple[np.ndarray, list[str]]:
     """Which songs make a genre's dream target and which judge it [shape=(n,)]: ``target``, ``score`` or ``both``.
 
     ``none`` (the study): every song is both, so a dream is scored against the mean it was made
-    from. ``halves``: within each genre the groups (recordings; artists once issue 21's ids land,
-    :func:`lab.stats.grouping.groups_of`) are shuffled with ``seed`` and the first ceil(G/2) make the
-    target mean, the others the genre means every judge scores against -- no song, or other part
-    of one group, is on both sides.
+    from. ``halves``: within each genre the groups (:func:`lab.datasets.clip_groups` with ``unit``:
+    artists where known, else recordings) are shuffled with ``seed`` and the first ceil(G/2) make
+    the target mean, the others the genre means every judge scores against -- no group is on both
+    sides. A genre whose songs are all one artist (gtzan_mini: blues, classical, reggae, rock) can
+    only be split by recording; it is, and it is returned in the second value so the run says so.
     """
     labels = np.asarray(labels)
     if how not in SPLITS:
         raise LabError(f"experiment.target_split={how!r} must be one of {', '.join(SPLITS)}")
     if how == "none":
-        return np.full(len(labels), "both", dtype=object)
-    groups = groups_of(clips)
+        return np.full(len(labels), "both", dtype=object), []
+    groups = clip_groups(clips, unit).astype(str)
+    recordings = clip_groups(clips, "recording").astype(str)
     rng = np.random.default_rng(seed)
     parts = np.empty(len(labels), dtype=object)
+    fallback = []
     for g in sorted(set(labels.tolist())):
         rows = np.flatnonzero(labels == g)
-        units = np.unique(groups[rows])
+        key = groups
+        if len(np.unique(groups[rows])) < 2:
+            key = recordings  # one artist: keep at least the recordings apart
+            fallback.append(g)
+        units = np.unique(key[rows])
         if len(units) < 2:
-            raise LabError(f"experiment.target_split=halves needs at least 2 songs (groups) of genre {g!r}, got {len(units)}")
+            raise LabError(f"experiment.target_split=halves needs at least 2 songs of genre {g!r}, got {len(units)}")
         target = set(rng.permutation(units)[: int(np.ceil(len(units) / 2))].tolist())
-        parts[rows] = ["target" if groups[i] in target else "score" for i in rows]
-    return parts
+        parts[rows] = ["target" if key[i] in target else "score" for i in rows]
+    return parts, fallback
 
 
 def distances(e: np.ndarray, genres: list[str], means: np.ndarray, target: str) -> tuple[np.ndarray, int, str]:
@@ -294,12 +302,15 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
     emb = embed(cfg, dataset, loaded, tracker)
     labels = np.asarray(emb.labels)
     split = str(cfg.experiment.get("target_split", "none"))
-    parts = split_parts(emb.clips, labels, how=split, seed=int(cfg.experiment.get("split_seed", 0)))
+    unit = str(cfg.experiment.get("group", "artist"))
+    parts, fallback = split_parts(emb.clips, labels, how=split, seed=int(cfg.experiment.get("split_seed", 0)), unit=unit)
+    if fallback:
+        tracker.warn(f"target_split=halves: {', '.join(fallback)} have songs of one {unit} only; split by recording there")
     # the target of a dream and the means that judge it come from different songs when split=halves
     genres, target_means = genre_means(emb.X, labels, parts != "score")
     _, means = genre_means(emb.X, labels, parts != "target")
-    tracker.log_csv([{"id": c.id, "label": lab, "group": g, "part": p}
-                     for c, lab, g, p in zip(emb.clips, labels, groups_of(emb.clips), parts)], "split.csv")
+    tracker.log_csv([{"id": c.id, "label": lab, "group": g, "part": p, "split_by": "recording" if lab in fallback else unit}
+                     for c, lab, g, p in zip(emb.clips, labels, clip_groups(emb.clips, unit), parts)], "split.csv")
     lost = [g for g in todo if g not in genres]
     if lost:
         raise LabError(f"genre={lost[0]} has no usable song in dataset={cfg.dataset.name} (all skipped), so it has no mean embedding")
@@ -316,7 +327,8 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
     transfer = Transfer(cfg, tracker, None if split == "none" else {c.id for c, p in zip(emb.clips, parts) if p != "target"})
     ckpt_dir = Path(to_absolute_path(str(cfg.experiment.checkpoint_dir)))
     tracker.set_tags({"genre": cfg.genre, "noise_seed": settings.seed, "init": settings.init, "target_split": split,
-                      "dream_steps": settings.steps})
+                      "dream_steps": settings.steps, "split_group": unit,
+                      "split_by_recording": ",".join(fallback) if fallback else "none"})
     # Control: where the starting waveform (the seed's noise, or the start song) already lands for every judge.
     start = initial_waveform(settings, length, song=song).clamp(-INIT_CLIP, INIT_CLIP).numpy()
     start_rows = [judged(embed_audio(model, start), genres, means, "", cfg.model.name, cfg.model.name)]

@@ -25,9 +25,9 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
 
 from lab.core.errors import LabError
+from lab.datasets import clip_groups
 from lab.datasets.derived import TransformedDataset
 from lab.extract.pipeline import build_dataset, build_model, embed, log_embedded
-from lab.stats.grouping import groups_of
 from lab.studies.transforms import inference as I
 from lab.studies.transforms import maps as T
 from lab.studies.transforms import shift as shift_mod
@@ -53,7 +53,7 @@ def check(cfg: DictConfig) -> None:
         vals = ex.get(key) or []
         if isinstance(vals, (str, int)) or any(isinstance(x, bool) or not isinstance(x, int) or x < lo for x in vals):
             raise LabError(f"experiment.{key}={vals!r} must be a list of integers >= {lo} (or [])")
-    groups_of([], by=str(ex.get("group", "recording")))
+    clip_groups([], str(ex.get("group", "artist")))
     s = cfg.shift
     shift_mod.validate(str(s.kind), s.amount, str(s.backend), str(s.get("length", "loop")))
     map_spec(cfg)
@@ -199,7 +199,7 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
                        f"transform fitting with folds={k} needs at least {max(k, 2)}")
     X, Y = emb0.X[i0].astype(np.float64), emb1.X[i1].astype(np.float64)
     clips = [emb0.clips[i] for i in i0]
-    groups = groups_of(clips, by=str(ex.get("group", "recording")))  # the resampling / CV unit (artists once issue 21's ids land)
+    groups = clip_groups(clips, str(ex.get("group", "artist"))).astype(str)  # folds, redraws and sign flips never split one
     spec = map_spec(cfg)
     seed = int(cfg.seed)
 
@@ -224,7 +224,7 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
                "shifts_computed": float(shift.computed), "shifts_reused": float(shift.reused)}
     tracker.set_tags({"transform": name, "ridge": spec.label, "shrink_to": spec.shrink_to if spec.penalised else "none",
                       "pca_rank": str(spec.pca_rank) if spec.pca_rank and name not in T.NO_PARAMETERS_TO_REDUCE else "full",
-                      "group_by": str(ex.get("group", "recording")), "shift_kind": shift.kind, "shift_amount": f"{shift.amount:g}",
+                      "group_by": str(ex.get("group", "artist")), "shift_kind": shift.kind, "shift_amount": f"{shift.amount:g}",
                       "shift_semitones": f"{semitones(shift.amount):.2f}" if shift.kind == "pitch" else "0",
                       "shift_backend": shift.version, "shift_length": shift.length, "n_pairs": len(i0)})
     tracker.log_metrics(scores)

@@ -1,6 +1,6 @@
 """How sure is a Table-2 number? Intervals for held-out scores, paired differences, and NN accuracy by pool size.
 
-All intervals resample **groups** (songs today, artists once they land: :func:`lab.stats.grouping.groups_of`)
+All intervals resample **groups** (artists where known, else recordings: :func:`lab.datasets.clip_groups`)
 of the *held-out predictions*: the maps are not refitted per resample, so an interval covers which
 songs were drawn, not the variability of fitting the map (that would multiply the cost by the
 number of resamples times the nested CV). Redraws are weights ``W[b, i]`` (how often row ``i`` is in

@@ -524,7 +524,7 @@ def shift_direction(X: np.ndarray, Y: np.ndarray, *, groups: np.ndarray | None =
     ``(1 + #{null >= observed}) / (1 + n_perm)``:
 
     * **sign flips** (``direction_p_signflip``): H0 "no common direction" -- the shift vectors are
-      symmetric about 0, so flipping the sign of every vector of a group (song, later artist) at
+      symmetric about 0, so flipping the sign of every vector of a group (artist, or recording) at
       random leaves their distribution unchanged. A real constant shift gives a small p.
     * **shuffled pairs** (``direction_p_pairs``, null mean ``direction_cos_null`` and 95th percentile
       ``direction_cos_null_q95``): H0 "pairing carries no information" -- ``y_pi(i) - x_i``, the

@@ -69,7 +69,7 @@ def nominal(df: pd.DataFrame) -> pd.DataFrame:
     """Full-space runs at the study's amount (1.5), one row per (shift, model, transform, ridge): the mean of repeats."""
     sel = df[np.isclose(df.amount, NOMINAL) & (df.pca_rank == "full")]
     num = sel.select_dtypes("number").columns
-    return _order(sel.groupby(["shift", "model", "transform", "ridge", "shrink_to"], as_index=False)[list(num)].mean())
+    return _order(sel.groupby(["shift", "model", "transform", "ridge", "shrink_to", "group_by"], as_index=False)[list(num)].mean())
 
 
 def variant(r) -> str:
@@ -109,6 +109,7 @@ def table2(df: pd.DataFrame) -> pd.DataFrame:
         _, constraint = TRANSFORMS.get(r["transform"], (r["transform"], ""))
         rows.append({"Shift": f"{r['shift']} x1.5", "Model": model_name(r["model"]), "Transform": variant(r),
                      "Constraint": constraint, "Params": int(r.get("n_params", 0)), "Ridge α (folds)": _alpha(r),
+                     "Grouped by": r.get("group_by", "recording"),
                      "MSE held out": ci(r, "cv.mse"), "MSE in sample": ci(r, "in_sample.mse"),
                      "R² held out": ci(r, "cv.r2"), "R² in sample": ci(r, "in_sample.r2"),
                      "NN acc held out": ci(r, "cv.nn_accuracy"), "NN acc in sample": ci(r, "in_sample.nn_accuracy"),
@@ -120,7 +121,7 @@ def table2(df: pd.DataFrame) -> pd.DataFrame:
 def table2_numbers(df: pd.DataFrame) -> pd.DataFrame:
     """Table 2 as numbers (estimates and interval ends) for the CSV."""
     n = nominal(df)
-    keep = ["shift", "model", "transform", "ridge", "shrink_to", "n_params", "n_pairs", "ridge_alpha_median"]
+    keep = ["shift", "model", "transform", "ridge", "shrink_to", "group_by", "n_params", "n_pairs", "n_groups", "ridge_alpha_median"]
     for m in ("mse", "r2", "nn_accuracy"):
         keep += [f"cv.{m}", f"cv.{m}_lo", f"cv.{m}_hi", f"in_sample.{m}", f"in_sample.{m}_lo", f"in_sample.{m}_hi"]
     for key in ("optimism.mse", "vs_translation.mse", "vs_identity.r2", "vs_unregularised.r2", f"cv.nn_pool.{POOL}"):
@@ -422,5 +423,6 @@ def report(runs: list[dict], *, cfg, uri: str, sweep: str) -> StudyReport:
     rep = build(df)
     rep.n_runs = len(df)
     rep.summary = (f"sweep {sweep}: {len(df)} finished transforms runs ({len(runs) - len(df)} not finished), "
-                   f"dataset(s) {', '.join(sorted(df.dataset.dropna().unique()))}")
+                   f"dataset(s) {', '.join(sorted(df.dataset.dropna().unique()))}; folds, redraws and sign flips "
+                   f"grouped by {', '.join(sorted(df.group_by.dropna().unique()))}")
     return rep
