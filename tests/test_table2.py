@@ -88,7 +88,7 @@ def test_every_cell_has_an_interval_and_the_verdict_can_fail_both_ways(new_df, t
     assert (numbers["cv.r2_lo"] <= numbers["cv.r2"] + 1e-9).all() and (numbers["cv.r2"] <= numbers["cv.r2_hi"] + 1e-9).all()
     _, sentence = table2.versus_study(new_df)
     # p > n: unpenalised affine over-fits and loses to translation; the ridge chosen by nested CV does not.
-    assert "the unpenalised affine map (the study's fit) minus translation in MSE (95 % interval over songs, paired): 2 worse" in sentence
+    assert "the unpenalised affine map (the study's fit) minus translation in MSE (95 % interval, redrawing recording groups, paired): 2 worse" in sentence
     assert "Affine (ridge: nested CV) against no ridge, held-out R²: higher in 2" in sentence
     tests = table2.tests_table(new_df)
     row = tests[(tests.Shift == "pitch") & (tests.Transform == "Affine (no ridge)")].iloc[0]

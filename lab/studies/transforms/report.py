@@ -178,8 +178,9 @@ def verdict(n: pd.DataFrame) -> str:
         label = ("the unpenalised affine map (the study's fit)" if ridge == "0" else
                  f"{variant(rows.iloc[0])}")
         v = [inference_verdict(r, "vs_translation.mse") for _, r in rows.iterrows()]
-        parts.append(f"Held out, {label} minus translation in MSE (95 % interval over songs, paired): {_count(v)} "
-                     f"of {len(v)} (shift, model) cells.")
+        unit = " and ".join(sorted(set(rows.group_by))) if "group_by" in rows else "recording"
+        parts.append(f"Held out, {label} minus translation in MSE (95 % interval, redrawing {unit} groups, paired): "
+                     f"{_count(v)} of {len(v)} (shift, model) cells.")
     # 3. over-fitting: held-out minus in-sample, for the maps with many parameters
     rows = n[n["transform"].isin(["scaled_orthogonal", "affine"])]
     if not rows.empty and "optimism.mse_lo" in rows:
