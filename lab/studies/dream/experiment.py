@@ -365,7 +365,9 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
         summary.append({"genre": genre, "run_id": t.run_id, "nearest_genre": out["nearest"], **{
             k: round(float(v), 6) for k, v in out["metrics"].items()}})
         all_rows += [r | {"kind": "dream"} for r in out["rows"]]
-    tracker.log_csv(summary, "dream_summary.csv")
+    # A dream resumed at its last step runs no step, so it has no session_steps_per_s: the columns are
+    # the union of every row's keys (a first row without one made DictWriter refuse the later rows).
+    tracker.log_csv(summary, "dream_summary.csv", columns=list(dict.fromkeys(k for row in summary for k in row)))
     context = {"seed": settings.seed, "steps": settings.steps, "target_split": split, "init": settings.init}
     tracker.log_csv([r | context for r in all_rows + start_rows], "transfer.csv")
     ranks = np.array([s["target_rank"] for s in summary])
