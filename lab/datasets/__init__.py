@@ -11,10 +11,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from lab.core.errors import LabError
 from lab.core.registry import instantiate_group
-from lab.datasets.base import Clip, Dataset
+from lab.datasets.base import Clip, Dataset, ItemsDataset
 from lab.datasets.derived import CompositeDataset, ExcerptDataset, TransformedDataset
 
-__all__ = ["Clip", "CompositeDataset", "Dataset", "ExcerptDataset", "TransformedDataset", "build_dataset"]
+__all__ = ["Clip", "CompositeDataset", "Dataset", "ExcerptDataset", "ItemsDataset", "TransformedDataset", "build_dataset"]
 
 PATH_KEYS = ("root", "split_dir")  # config keys holding paths, resolved like Hydra's outputs
 

@@ -27,6 +27,7 @@ from sklearn import metrics as skm  # noqa: E402
 
 from lab.core.errors import LabError  # noqa: E402
 from lab.extract.pipeline import load_embeddings  # noqa: E402
+from lab.models.protocol import model_label  # noqa: E402
 from lab.stats.clusterers import Clusterer, build_clusterer  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
     tracker.set_tags({"best_k": ", ".join(f"{n}={k}" for n, k in best.items())})
     tracker.log_csv([{"k": k, "seed": s, **{name: per_seed[name].get(k, {}).get(s) for name in INDICES}} for k in ks for s in seeds],
                     "cluster_scores.csv")
-    what = f"{cfg.model.name} on {dataset.name} ({n} songs), {clusterer.name}{' standardised' if clusterer.standardize else ''}, mean of {len(seeds)} seeds"
+    what = f"{model_label(cfg.model)} on {dataset.name} ({n} songs), {clusterer.name}{' standardised' if clusterer.standardize else ''}, mean of {len(seeds)} seeds"
     tracker.log_figure(figure(per_seed, best, what), "cluster_scores.png")
     log.info("best k: %s (share of seeds agreeing: %s)", best, agree)
     return {f"best_k/{name}": float(k) for name, k in best.items()}
