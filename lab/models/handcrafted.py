@@ -77,7 +77,7 @@ def features(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     bandwidth = librosa.feature.spectral_bandwidth(S=S, sr=sr)
     rolloff = librosa.feature.spectral_rolloff(S=S, sr=sr, roll_percent=0.85)
     zcr = librosa.feature.zero_crossing_rate(y, frame_length=N_FFT, hop_length=HOP)
-    rms = librosa.feature.rms(S=S, frame_length=N_FFT)
+    rms = librosa.feature.rms(y=y, frame_length=N_FFT, hop_length=HOP)  # of the samples (from S it would carry the window's loss)
     flux = librosa.onset.onset_strength(S=mel_db, sr=sr)[None, :]
     tempo = librosa.feature.tempo(onset_envelope=flux[0], sr=sr, hop_length=HOP)
     low_energy = float(np.mean(rms[0] < rms[0].mean()))

@@ -126,8 +126,8 @@ def _read_npz(path: Path) -> dict:
                 try:
                     out[key] = z[k]
                 except ValueError:
-                    raise LabError(f"{path}: array {k!r} holds Python objects (e.g. ragged rows); "
-                                   f"save numbers as a float array and strings as a str array") from None
+                    raise LabError(f"{path}: array {k!r} holds Python objects (e.g. ragged embedding rows or mixed types); "
+                                   f"save numbers as a float (n x d) array and strings as a str array") from None
         if "tags" in names:
             out["tags"] = z["tags"]
             out["tag_names"] = z["tag_names"] if "tag_names" in names else None

@@ -123,7 +123,8 @@ def wav_bytes(y: np.ndarray, sr: int) -> bytes:
 def _model_cfg(cfg: DictConfig, name: str) -> DictConfig:
     """``cfg`` with the model group switched to ``conf/model/<name>.yaml`` (pretrained, same corpus)."""
     other = OmegaConf.load(CONF_DIR / "model" / f"{name}.yaml")
-    out = OmegaConf.merge(cfg, {"model": other})
+    out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
+    out.model = other  # replaced, not merged: the dreaming model may be of another kind (model=custom)
     out.model.pretrained = True
     if "corpus" in cfg.model and "checkpoint" in other:
         out.model.checkpoint = str(other.checkpoint).replace("jamendo/", f"{cfg.model.corpus}/", 1)
@@ -261,6 +262,7 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
         key = dream_key(cfg, genre, weights_id, target)
         tags = tracking.run_tags(cfg) | {"genre": genre, "noise_seed": settings.seed, "init": settings.init,
                                          "regularizer": settings.regularizer, "weights": weights_id[:16],
+                                         "embedding_dim": model.info.embedding_dim,
                                          "git_commit": tracking.git_commit()}
         params = tracking.flatten(OmegaConf.to_container(cfg, resolve=True)) | {"genre": genre}
         run_name = f"dream-{loaded.label or cfg.model.name}-{genre}-s{settings.seed}"

@@ -31,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 from lab.core.compose import CONF_DIR
 from lab.core.errors import LabError
 from lab.extract.pipeline import build_dataset, build_model, dataset_for, embed, log_embedded
+from lab.models import REGISTRY
 from lab.models.protocol import model_label
 from lab.stats import plots
 from lab.studies.similarity import cka as similarity
@@ -74,7 +75,6 @@ def parse_models(entries, model=None) -> list[ModelSpec]:
     ``model`` group (``model`` is that config section, for its label); a path ending in .npz, .csv or
     .parquet: an embeddings file (``lab.models.precomputed``; its ids are matched to the clip ids).
     """
-    from lab.models import REGISTRY
     from lab.models.weights import check_corpus
 
     if isinstance(entries, str) or len(entries) < 2:
