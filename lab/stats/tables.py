@@ -16,7 +16,9 @@ import pandas as pd
 # How tables name the models (the study's spelling); a model not listed is shown by its config name.
 MODEL_NAMES = {"fcn": "FCN", "musicnn": "Musicnn", "crnn": "CRNN", "attention": "Attention", "hcnn": "HCNN",
                "sample": "Sample level", "se": "Sample level SE"}
-# Baselines: shown after every trained model, so "how much do the taggers add?" reads down one block.
+# Other models the lab ships (shown after the study's taggers) and the baselines (shown after every
+# trained model, so "how much do the taggers add?" reads down one block).
+OTHER_NAMES = {"musicnn_tf": "Musicnn, Pons' package"}
 BASELINE_NAMES = {"handcrafted": "Handcrafted (MFCC etc.)"}
 CORPUS_NAMES = {"mtat": "MTAT", "msd": "MSD", "jamendo": "Jamendo"}
 DEFAULT_CORPUS = "jamendo"
@@ -45,7 +47,7 @@ def model_name(model: str) -> str:
     """The display name of a row key (``fcn`` -> ``FCN``, ``fcn@random`` -> ``FCN (random)``,
     ``fcn@mtat`` -> ``FCN (MTAT)``, ``handcrafted`` -> ``Handcrafted (MFCC etc.)``); unknown names as they are."""
     base, corpus, random = _parts(model)
-    name = MODEL_NAMES.get(base) or BASELINE_NAMES.get(base) or base
+    name = MODEL_NAMES.get(base) or OTHER_NAMES.get(base) or BASELINE_NAMES.get(base) or base
     quals = ([CORPUS_NAMES.get(corpus, corpus)] if corpus else []) + (["random"] if random else [])
     return f"{name} ({', '.join(quals)})" if quals else name
 
