@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
-# The full clustering study (section 3.1 of "Latent Space Shenanigans") as one command:
-#   every model with a checkpoint x {kmeans, gmm} x {7, 10} clusters x seeds 0..SEEDS-1,
-#   plus cluster_scores (silhouette / CH / DB over k) per model, then the seed-variance table.
+# The study as one command: the clustering study (section 3.1 of "Latent Space Shenanigans") and the
+# transforms study (Table 2) by default; with BUDGET=quick or BUDGET=full every part of the paper,
+# then the whole-study document (python -m lab.report --paper: reports/<sweep>/paper.html).
 #
 #   bash multirun.sh dataset=gtzan dataset.root=PATH          # extra args = Hydra overrides
+#   bash multirun.sh BUDGET=quick dataset=gtzan dataset.root=../shared/music/gtzan_mini   # the paper, in minutes
+#   BUDGET=full OOD="carnatic=/data/carnatic gaana=/data/gaana" bash multirun.sh ...      # the paper's protocol
 #   SEEDS=3 MODELS="fcn crnn" bash multirun.sh ...
 #   JOBS=1 bash multirun.sh ...        # one job at a time (default: one per CPU core)
 #
-# Models without a checkpoint are skipped with one line (never run with random weights here).
-# Two multiruns: cluster_scores over the models (it extracts each model's embeddings once, into the
-# cache), then all clustering jobs (models x clusterers x counts x seeds) on the cache, JOBS at a
-# time (joblib workers; a hydra/launcher=... argument replaces that launcher). Two Python
-# processes instead of two per model: each start costs ~10 s of imports on a 2-core machine.
-# PYTHON selects the interpreter (default: python).
+# Budgets (BUDGET=standard is the default):
+#   standard  every model with a checkpoint x {kmeans, gmm} x {7, 10} clusters x seeds 0..SEEDS-1 (SEEDS=5),
+#             cluster_scores per model, Table 1, then the transforms study (Table 2)
+#   quick     the same with SEEDS=2, plus the random-weights FCN baseline, FCN from the other training
+#             corpora, one 200-step dream (disco) per model, out-of-domain sets (OOD=...), CKA, probe
+#   full      the paper's protocol: SEEDS=10, every genre dreamed for 10 000 steps, the rest as quick
+# Models without a checkpoint are skipped with one line (never run with random weights by accident).
+# Clustering jobs run on the embeddings cluster_scores cached, JOBS at a time (joblib workers; a
+# hydra/launcher=... argument replaces that launcher). PYTHON selects the interpreter (default: python).
 # Interrupted? Re-run with the sweep id it printed (SWEEP_ID=... bash multirun.sh <same args>):
 # jobs that already FINISHED in that sweep are skipped.
 #   bash multirun.sh SEEDS=3 MODELS="fcn crnn" dataset=gtzan ...   # the same settings as arguments
@@ -25,12 +30,12 @@ cd "$(dirname "$0")"
 overrides=()
 for arg in "$@"; do
   case "$arg" in
-    SEEDS=*|MODELS=*|SWEEP_ID=*|PYTHON=*|JOBS=*|TRANSFORMS=*) export "${arg%%=*}=${arg#*=}" ;;
+    SEEDS=*|MODELS=*|SWEEP_ID=*|PYTHON=*|JOBS=*|TRANSFORMS=*|BUDGET=*|OOD=*) export "${arg%%=*}=${arg#*=}" ;;
     LAB_*=*|MLFLOW_TRACKING_URI=*) export "${arg%%=*}=${arg#*=}" ;;  # what the lab itself reads
     [A-Z]*=*)
       name=${arg%%=*}
       if [[ "$name" =~ ^[A-Z][A-Z0-9_]*$ ]]; then
-        echo "multirun.sh: $name is not a setting of multirun.sh (SEEDS, MODELS, JOBS, SWEEP_ID, TRANSFORMS, PYTHON) nor a Hydra override (those are lower-case, e.g. seed=1); an environment variable goes before the command: $arg bash multirun.sh ..." >&2
+        echo "multirun.sh: $name is not a setting of multirun.sh (BUDGET, SEEDS, MODELS, JOBS, SWEEP_ID, TRANSFORMS, OOD, PYTHON) nor a Hydra override (those are lower-case, e.g. seed=1); an environment variable goes before the command: $arg bash multirun.sh ..." >&2
         exit 2
       fi
       overrides+=("$arg") ;;
@@ -40,7 +45,15 @@ done
 set -- ${overrides[@]+"${overrides[@]}"}
 
 PY=${PYTHON:-python}
-SEEDS=${SEEDS:-5}
+BUDGET=${BUDGET:-standard}
+case "$BUDGET" in
+  standard) SEEDS=${SEEDS:-5} ;;
+  quick)    SEEDS=${SEEDS:-2}; DREAM=(genre=disco dream.steps=200 dream.log_every=20 dream.checkpoint_every=0)
+            SIM=(experiment.n_boot=200 experiment.n_perm=50) ;;
+  full)     SEEDS=${SEEDS:-10}; DREAM=(genre=all dream.steps=10000); SIM=() ;;
+  *) echo "multirun.sh: BUDGET=$BUDGET must be standard, quick or full (quick: the whole paper in minutes; full: its protocol)" >&2
+     exit 2 ;;
+esac
 MODELS=${MODELS:-fcn musicnn crnn attention hcnn sample se}
 SWEEP=${SWEEP_ID:-study-$(date +%Y%m%d-%H%M%S)}
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 1)}
@@ -59,8 +72,16 @@ for m in $MODELS; do
        exit 2 ;;
   esac
 done
+ood=()
+for pair in ${OOD:-}; do
+  if ! [[ "$pair" =~ ^[A-Za-z][A-Za-z0-9_-]*=.+$ ]]; then
+    echo "multirun.sh: OOD has '$pair'; write each out-of-domain set as name=folder, e.g. OOD=\"carnatic=../shared/music/carnatic\"" >&2
+    exit 2
+  fi
+  ood+=("+ood.${pair%%=*}=${pair#*=}")
+done
 seeds=$(seq -s, 0 $((SEEDS - 1)))
-echo "multirun.sh: sweep $SWEEP (resume after an interruption with SWEEP_ID=$SWEEP)"
+echo "multirun.sh: sweep $SWEEP, budget $BUDGET (resume after an interruption with SWEEP_ID=$SWEEP)"
 
 available=" $($PY -m lab.models --available "$@") "
 models=""
@@ -88,7 +109,23 @@ echo "multirun.sh: $njobs clustering jobs, $JOBS at a time, on the cached embedd
 # experiment.listen_map=0: the listening page (3 MB, ~0.3 s) for the seed-0 run of each cell only
 $PY -m lab experiment=clustering model="$models" clusterer=kmeans,gmm cluster_count=seven,ten seed="$seeds" \
     experiment.listen_map=0 sweep_id="$SWEEP" embed.progress=false ${launcher[@]+"${launcher[@]}"} "$@" -m
-$PY -m lab.report --sweep-id "$SWEEP" "$@"
+if [[ "$BUDGET" == standard ]]; then
+  $PY -m lab.report --sweep-id "$SWEEP" "$@"
+fi
+
+# ---- Baselines and the other training corpora (quick, full) -------------------------------------
+# The random-weights FCN: what the architecture alone gives; FCN trained on MagnaTagATune and the
+# Million Song Dataset: what the corpus changes. Both land in the same Table 1, as their own rows.
+if [[ "$BUDGET" != standard ]]; then
+  echo "multirun.sh: baselines (random-weights fcn) and fcn from the other corpora"
+  $PY -m lab experiment=clustering model=fcn model.pretrained=false clusterer=kmeans,gmm cluster_count=seven,ten seed="$seeds" \
+      experiment.listen_map=false sweep_id="$SWEEP" embed.progress=false ${launcher[@]+"${launcher[@]}"} "$@" -m
+  if [[ ",$models," == *",fcn,"* ]]; then
+    $PY -m lab experiment=clustering model=fcn model.corpus=mtat,msd clusterer=kmeans cluster_count=ten seed="$seeds" \
+        experiment.listen_map=false sweep_id="$SWEEP" embed.progress=false ${launcher[@]+"${launcher[@]}"} "$@" -m
+  fi
+  $PY -m lab.report --sweep-id "$SWEEP" "$@"
+fi
 
 # ---- The transforms study (section 3.2.1, Table 2), after the clustering study above ----------
 # Every model with a checkpoint x {pitch, tempo} x 1.5 x six transforms, one MLflow run each; the
@@ -101,3 +138,24 @@ if [[ "${TRANSFORMS:-1}" != 0 ]]; then
       sweep_id="$SWEEP" embed.progress=false "$@" -m
   $PY -m lab.report --experiment transforms --sweep-id "$SWEEP" "$@"
 fi
+
+# ---- The rest of the paper (quick, full): dream, out of domain, similarity, probe -------------------
+if [[ "$BUDGET" != standard ]]; then
+  echo "multirun.sh: dreams (${DREAM[*]}), models $models"
+  $PY -m lab experiment=dream model="$models" "${DREAM[@]}" dream.progress=false sweep_id="$SWEEP" embed.progress=false "$@" -m
+  if [[ ${#ood[@]} -gt 0 ]]; then
+    echo "multirun.sh: out of domain (${OOD}), models $models"
+    $PY -m lab experiment=out_of_domain model="$models" "${ood[@]}" sweep_id="$SWEEP" embed.progress=false "$@" -m
+  else
+    echo "multirun.sh: no out-of-domain sets (OOD=\"name=folder ...\"); Figure 5 stays empty"
+  fi
+  sim="[${models}]"
+  [[ ",$models," == *",fcn,"* ]] && sim="[${models},fcn@mtat,fcn@msd]"
+  echo "multirun.sh: similarity between $sim"
+  $PY -m lab experiment=similarity "experiment.models=$sim" ${SIM[@]+"${SIM[@]}"} sweep_id="$SWEEP" embed.progress=false "$@"
+  echo "multirun.sh: linear probe, models $models"
+  $PY -m lab experiment=probe model="$models" sweep_id="$SWEEP" embed.progress=false "$@" -m
+fi
+
+# ---- The whole study as one document ------------------------------------------------------------
+$PY -m lab.report --paper --sweep-id "$SWEEP" "$@"

@@ -159,7 +159,7 @@ def test_fast_mode_on_a_cpu_without_native_bf16_says_it_will_be_slow(monkeypatch
 def test_probe_check_feeds_each_runner_on_its_own_device():
     """The bf16 probe check of a cuda runner compares it with the CPU model: the probe window must
     reach the runner on the runner's device (a 'meta' module stands in for cuda here; the H200 run
-    that found this is in the README)."""
+    that found this is in docs/extraction.md, "GPU")."""
     from lab.extract.backends import disagreement, probe_window
 
     model, _ = build("musicnn", pretrained=False)

@@ -5,7 +5,7 @@ deterministic synthetic weights of the golden README (their checkpoints are not 
 All windows of one 30 s input run as one batch, as in the reference run.
 
 Tolerances: embeddings, trunk vectors and tag probabilities ``rtol=atol=1e-4`` (the reference
-README's suggestion; we reach <= ~1e-5, see README "Numerical agreement"); spectrogram dB
+README's suggestion; we reach <= ~1e-5, see docs/models.md "Numerical agreement"); spectrogram dB
 ``atol=1e-2`` dB (``torch.stft`` + the checkpoint's mel matrix reproduce it to float32 rounding).
 """
 
@@ -80,7 +80,7 @@ def test_outputs_match_reference(name):
 
 def test_float64_stft_is_within_the_golden_tolerance_on_music_and_further_off_on_a_pure_tone():
     """What float32 FFT rounding alone does (the reason a GPU's cuFFT cannot match the goldens to
-    1e-4 on every input; README "GPU"): on the golden music input a float64 STFT moves fcn's outputs
+    1e-4 on every input; docs/extraction.md "GPU"): on the golden music input a float64 STFT moves fcn's outputs
     inside the tolerance, but on a pure tone, whose bins are nearly all sidelobes far under the
     peak, the dB of those quiet bins amplifies the rounding past it. The switch is undone after."""
     from lab.models.frontend import _Spectrogram, exact_stft

@@ -4,6 +4,7 @@
     python -m lab.report --sweep-id ID --n-boot 2000       # another sweep, more resamples
     python -m lab.report --experiment transforms --sweep-id ID      # Table 2
     python -m lab.report --experiment out_of_domain --sweep-id ID   # the out-of-domain table
+    python -m lab.report --paper --sweep-id ID        # the whole study as one HTML page (lab.report.paper)
 
 The command knows no study: ``conf/experiment/<name>.yaml`` names the study's report function in
 ``experiment.report`` (``report(runs, *, cfg, uri, sweep) -> StudyReport``, see
@@ -63,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="output folder (default: reports/<sweep id>)")
     ap.add_argument("--n-boot", type=int, default=None, help="bootstrap resamples (default: experiment.bootstrap.n_boot, 1000)")
     ap.add_argument("--no-log", action="store_true", help="do not log the summary run to MLflow")
+    ap.add_argument("--paper", action="store_true",
+                    help="the whole study from every experiment of the sweep: paper.html (self-contained), paper.md, tables")
     ap.add_argument("overrides", nargs="*", help="lab config overrides (paths.*, experiment.bootstrap.*)")
     args = ap.parse_args(argv)
 
@@ -70,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     from lab.stats.tables import write_report
 
     overrides = list(args.overrides) + ([f"experiment.bootstrap.n_boot={args.n_boot}"] if args.n_boot is not None else [])
+    if args.paper:
+        return paper_main(args, overrides)
     try:
         cfg, uri, rep, sweep = study_report(args.experiment, overrides, uri=args.tracking_uri, sweep_id=args.sweep_id)
     except LabError as err:
@@ -92,4 +97,52 @@ def main(argv: list[str] | None = None) -> int:
         print({"created": f"logged summary run {run_id} (experiment 'report')",
                "updated": f"updated summary run {run_id} (experiment 'report'): the sweep changed",
                "unchanged": f"summary run {run_id} already holds these tables; nothing logged"}[action])
+    return 0
+
+
+def paper_main(args: argparse.Namespace, overrides: list[str]) -> int:
+    """``python -m lab.report --paper``: write, summarise and log the whole-study document of one sweep."""
+    import time
+
+    from lab import tracking
+    from lab.core.compose import compose_from_args
+    from lab.report import paper
+
+    t0 = time.perf_counter()
+    base = compose_from_args(overrides)
+    uri = args.tracking_uri or tracking.resolve_tracking_uri(base)
+    configs: dict[str, object] = {}
+
+    def config(experiment: str):
+        if experiment not in configs:
+            configs[experiment] = compose_from_args([f"experiment={experiment}", *overrides])
+        return configs[experiment]
+
+    try:
+        sweep = args.sweep_id or tracking.latest_sweep(uri, paper.EXPERIMENTS)
+        sections, beyond = paper.build(tracking.SweepReader(uri, sweep), config)
+    except LabError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    everything = sections + beyond
+    filled = [s for s in everything if not s.missing]
+    if not filled:
+        print(f"error: sweep {sweep!r} has no finished run of any part of the study in {uri}; run the study first "
+              f"(bash multirun.sh BUDGET=quick dataset=gtzan dataset.root=../shared/music/gtzan_mini)", file=sys.stderr)
+        return 2
+    out = Path(args.out or Path("reports") / sweep.replace("/", "_"))
+    written = paper.write(sections, beyond, out, sweep=sweep, uri=uri)
+    print(f"sweep {sweep}: {len(filled)} of {len(everything)} parts filled")
+    for s in everything:
+        print(f"  {'ok     ' if not s.missing else 'not run'}  {s.title}" + (f" ({len(s.runs)} runs)" if s.runs else ""))
+    print(f"written to {out}/paper.html (self-contained, {written['paper.html'].stat().st_size / 1e6:.1f} MB), paper.md, "
+          f"{sum(n.endswith('.csv') for n in written)} tables as CSV; {time.perf_counter() - t0:.1f} s")
+    if not args.no_log:
+        files = [p for name, p in written.items() if "/" not in name]
+        run_id, action = tracking.log_summary_run(uri, "report", f"paper-{sweep}", tags={"sweep_id": sweep, "source_experiment": "paper"},
+                                                  files=files, metrics={"n_parts_filled": float(len(filled)),
+                                                                        "n_parts": float(len(everything))})
+        print({"created": f"logged summary run {run_id} (experiment 'report')",
+               "updated": f"updated summary run {run_id} (experiment 'report'): the sweep changed",
+               "unchanged": f"summary run {run_id} already holds this document; nothing logged"}[action])
     return 0

@@ -182,6 +182,21 @@ def dream_spectrogram(y: np.ndarray, *, sr: int, title: str, n_fft: int = 2048, 
     return fig
 
 
+def loss_curve(steps: np.ndarray, loss: np.ndarray, *, title: str, mse: np.ndarray | None = None) -> plt.Figure:
+    """Optimisation loss over steps [shape=(n,)] on a log axis (a dream's Figure 4 companion); ``mse`` beside it."""
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.semilogy(steps, loss, label="loss", color="#1f4e9c")
+    if mse is not None:
+        ax.semilogy(steps, mse, label="MSE to target", color="#d62728", linestyle="--")
+        ax.legend(fontsize=8)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (log)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    return fig
+
+
 def transform_vs_amount(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]], *, title: str,
                         chance: float | None = None) -> plt.Figure:
     """Held-out R^2 and NN accuracy against the shift amount, one line per transform.

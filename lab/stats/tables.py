@@ -52,6 +52,21 @@ def model_name(model: str) -> str:
     return f"{name} ({', '.join(quals)})" if quals else name
 
 
+def run_label(tags: dict[str, str]) -> str:
+    """How a run's model is named in tables: ``FCN``, ``FCN (MSD)``, ``FCN (random)`` — from its MLflow tags.
+
+    Runs of one architecture trained on another corpus, or with random weights, are other models
+    and must never be averaged into the same cell.
+    """
+    extra = [CORPUS_SHORT.get(c, c) for c in [tags.get("corpus")] if c and c != "jamendo"]
+    extra += ["random"] if str(tags.get("pretrained", "true")).lower() == "false" else []
+    name = model_name(tags.get("model", "?"))
+    return f"{name} ({', '.join(extra)})" if extra else name
+
+
+CORPUS_SHORT = {"mtat": "MTAT", "msd": "MSD"}  # the default corpus (MTG-Jamendo) is not named
+
+
 def model_order(models) -> list[str]:
     """Row keys in the study's order (its Table 1) — trained taggers, other trained models by name —,
     then the baselines: the handcrafted features, then the random-weights rows."""

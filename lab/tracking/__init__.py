@@ -31,9 +31,9 @@ from lab.tracking.runs import (
                                start_run,
 )
 from lab.tracking.store import check_reachable, client_for, resolve_tracking_uri, ui_base, ui_links
-from lab.tracking.sweeps import log_summary_run, run_artifact_text, sweep_runs
+from lab.tracking.sweeps import SweepReader, latest_sweep, log_summary_run, run_artifact_bytes, run_artifact_text, sweep_runs
 
-__all__ = ["PARAM_LIMIT", "Tracker", "check_reachable", "client_for", "config_hash", "ensure_experiment", "figure_dpi",
-           "find_run_by_tag", "finished_run", "flatten", "git_commit", "last_metric_step", "log_summary_run",
-           "resolve_tracking_uri", "resumable_run", "run_artifact_text", "run_tags", "start_run", "sweep_runs", "ui_base",
+__all__ = ["PARAM_LIMIT", "SweepReader", "Tracker", "check_reachable", "client_for", "config_hash", "ensure_experiment", "figure_dpi",
+           "find_run_by_tag", "finished_run", "flatten", "git_commit", "last_metric_step", "latest_sweep", "log_summary_run",
+           "resolve_tracking_uri", "resumable_run", "run_artifact_bytes", "run_artifact_text", "run_tags", "start_run", "sweep_runs", "ui_base",
            "ui_links"]

@@ -1,0 +1,65 @@
+"""The dream study's part of the paper document: Figure 4, each dream seen, heard and judged by the other models."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+from omegaconf import DictConfig
+
+from lab.stats import plots
+from lab.stats.document import Audio, Figure, NamedTable, Section, Text
+from lab.stats.tables import Table, run_label
+
+RUN = ("python -m lab experiment=dream model=fcn,musicnn,crnn genre=disco dream.steps=300 dataset=gtzan "
+       "dataset.root=../shared/music/gtzan_mini paths.weights=../shared/weights sweep_id={sweep} -m")
+
+
+def ogg(wav: bytes) -> bytes:
+    """WAV bytes as Ogg Vorbis (about a tenth of the size), so the page stays small enough to share."""
+    y, sr = sf.read(io.BytesIO(wav), dtype="float32")
+    buf = io.BytesIO()
+    sf.write(buf, y, sr, format="OGG", subtype="VORBIS")
+    return buf.getvalue()
+
+
+def figure4(reader, cfg: DictConfig) -> Section:
+    """Figure 4: each dream's spectrogram, a player for its audio, its loss curve and the other models' verdict."""
+    s = Section("figure-4", "Figure 4: deep-dreaming a genre", experiment="dream",
+                paper="The study's Figure 4: a waveform optimised until the frozen tagger embeds it at a genre's mean "
+                      "song embedding. The study found the result unintelligible. Each dream is judged again by the "
+                      "other taggers (transfer): a target rank of 1 means that model also hears the target genre nearest.")
+    jobs = reader.runs("dream")
+    if not jobs:
+        s.missing = f"No runs of this part in sweep {reader.sweep} yet: run `{RUN.format(sweep=reader.sweep)}` to fill it."
+        return s
+    s.runs = list(jobs)
+    for job in jobs:
+        for run in reader.children(job):
+            s.runs.append(run)
+            t, m = run["tags"], run["metrics"]
+            what = f"{t.get('genre')} dreamed by {run_label(t)} ({int(m.get('total_steps', 0))} steps, seed {t.get('noise_seed')})"
+            s.add(Text(f"**{what}**: nearest genre to the dream in its own model's space: {t.get('nearest_genre')} "
+                       f"(target rank {int(m.get('target_rank', 0))}); after the energy gate: {t.get('gated_nearest_genre')}."))
+            png = reader.bytes(run, "dream_raw.png")
+            if png is not None:
+                s.add(Figure(png, f"{what}: spectrogram"))
+            wav = reader.bytes(run, "audio/dream_gated.wav") or reader.bytes(run, "audio/dream_raw.wav")
+            if wav is not None:
+                s.add(Audio(ogg(wav), "audio/ogg", f"{what} (energy-gated, peak-normalised)"))
+            hist = reader.text(run, "loss_history.csv")
+            if hist:
+                h = pd.read_csv(io.StringIO(hist))
+                if len(h):
+                    fig = plots.loss_curve(h.step.to_numpy(), h.loss.to_numpy(), mse=h.mse.to_numpy() if "mse" in h else None,
+                                           title=f"{what}: loss")
+                    s.add(Figure(plots.figure_bytes(fig, dpi=100, tight=False), f"{what}: loss over steps"))
+            transfer = reader.text(run, "transfer.csv")
+            if transfer:
+                tr = pd.read_csv(io.StringIO(transfer))
+                cols = [c for c in ("judged_by", "nearest_genre", "target_rank", "dist_target", "dist_nearest") if c in tr]
+                key = f"transfer_{t.get('model')}_{t.get('genre')}_{t.get('noise_seed')}"
+                s.add(NamedTable(key, Table(tr[cols].replace({np.nan: "–"}), heading=f"{what}: verdict of each model")))
+    return s
