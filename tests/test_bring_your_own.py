@@ -232,3 +232,13 @@ def test_report_shows_handcrafted_and_random_fcn_rows_beside_the_taggers(compose
     assert t1["seeds"].tolist() == ["2", "2", "2"]  # random fcn is its own row, not averaged with the trained one
     nums = rep.tables["table1"].numbers
     assert set(nums.model) == {"fcn", "handcrafted", "fcn@random"} and nums.ci_lo.notna().all()
+
+
+def test_the_documented_examples_run(compose_cfg):
+    """examples/byo_model.py and examples/hear_logmel.py, as docs/bring-your-own-model.md runs them."""
+    for overrides, dim in ((["model=custom", "model.target=examples.byo_model:build", "model.window=16000"], "64"),
+                           (["model=hear", "model.module=examples.hear_logmel"], "128")):
+        cfg = compose_cfg(*overrides, *SYNTH, "experiment.bootstrap.n_boot=0")
+        run(cfg)
+        _, runs = _runs(cfg)
+        assert runs[0].info.status == "FINISHED" and runs[0].data.tags["embedding_dim"] == dim
