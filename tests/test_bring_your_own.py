@@ -191,6 +191,8 @@ def test_hear_scene_embeddings_are_the_mean_of_its_timestamp_embeddings(compose_
     _, scene = load_embeddings(compose_cfg(*base))
     _, frames = load_embeddings(compose_cfg(*base, "model.mode=timestamp"))
     assert scene.X.shape == (12, 24) and scene.n_windows.tolist() == [1] * 12  # each clip whole: one sound
+    _, again = load_embeddings(compose_cfg(*base))
+    assert (again.hits, again.misses) == (12, 0) and np.array_equal(again.X, scene.X)  # whole-clip entries are read back
     np.testing.assert_allclose(frames.X, scene.X, rtol=1e-5, atol=1e-6)
     with pytest.raises(LabError, match="model.module=hear_tiny builds a model whose sample_rate is 16000 Hz, but model.sample_rate=22050"):
         run(compose_cfg(*base, "model.sample_rate=22050"))

@@ -242,7 +242,9 @@ def extract(
     # by up to 7.7e-3 on the spectrogram models (cosine >= 0.99998), outside the golden tolerance.
     dev = str(device).split(":")[0]
     variant = precision if dev == "cpu" else f"{precision}@{dev}"
-    facts = {"model": info.name, "weights_id": weights_id, "sample_rate": info.sample_rate, "input_length": info.input_length}
+    # "whole" for a model taking whole clips: an entry's facts must be plain arrays (None would need pickle to read back)
+    facts = {"model": info.name, "weights_id": weights_id, "sample_rate": info.sample_rate,
+             "input_length": info.input_length if info.input_length is not None else "whole"}
     keys: list[str | None] = [None] * len(dataset.clips)
     out: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # clip index -> (window embeddings, window tags)
     issues: dict[int, ClipIssue] = {}

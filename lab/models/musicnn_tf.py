@@ -171,11 +171,12 @@ class MusicnnTF(nn.Module):
     def embed_and_tag(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, n_samples) clips at 16 kHz -> ((B, 200) mean penultimate, (B, 50) mean tag probabilities) over patches."""
         embs, tags = [], []
+        device = next(self.net.parameters()).device  # the spectrogram is librosa's (CPU); the network may sit on a GPU
         for y in x.detach().cpu().numpy():
-            e, t = self.net(torch.from_numpy(patches(log_mel(y))))
+            e, t = self.net(torch.from_numpy(patches(log_mel(y))).to(device))
             embs.append(e.mean(0))
             tags.append(t.mean(0))
-        return torch.stack(embs), torch.stack(tags)
+        return torch.stack(embs).to(x.device), torch.stack(tags).to(x.device)
 
     def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         e, t = self.embed_and_tag(x)

@@ -151,7 +151,8 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
                      for i in idx], "probe_predictions.csv")
     order = analysis.genre_order(X, y)  # every label, so predictions outside the test labels have a column
     cm, cols = metrics.confusion(yt, yp, order)
-    who = model_label(cfg.model) + (f"@{cfg.model.corpus}" if cfg.model.get("corpus") else "")
+    who = model_label(cfg.model) + (f"@{cfg.model.corpus}" if cfg.model.get("corpus") else "") \
+        + (" (random weights)" if cfg.model.get("pretrained", True) is False else "")
     what = f"linear probe, {who} on {dataset.name} ({len(yt)} test songs)"
     tracker.log_figure(plots.confusion_matrix(cm, order, cols, title=f"{what}\n{protocol}: accuracy {scores['probe_accuracy']:.3f}"),
                        "probe_confusion_matrix.png")

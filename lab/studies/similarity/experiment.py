@@ -89,7 +89,8 @@ def parse_models(entries, model=None) -> list[ModelSpec]:
                 raise LabError("experiment.models lists 'model', but no model group is configured")
             label = model_label(model)
             spec = ModelSpec(label, model.get("corpus", "jamendo")) if model.get("name") in REGISTRY and model.get("pretrained", True) \
-                else ModelSpec("model", display=label + ("" if model.get("pretrained", True) is not False else " (random)"))
+                else ModelSpec("model", display=label + (f"@{model.corpus}" if model.get("corpus") else "")
+                               + ("" if model.get("pretrained", True) is not False else " (random)"))
         elif text == "handcrafted":
             spec = ModelSpec("handcrafted", display="handcrafted")
         else:
