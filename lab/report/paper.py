@@ -118,11 +118,13 @@ def _section_html(s: Section, sweep: str) -> str:
         parts.append(f'<p class="paper">{_inline(s.paper)}</p>')
     if s.missing:
         parts.append(f'<p class="missing">{_inline(s.missing)}</p>')
-    figures = [b for b in s.blocks if isinstance(b, Figure)]
-    grid = len(figures) > 1 and all(isinstance(b, Figure) for b in s.blocks[s.blocks.index(figures[0]):s.blocks.index(figures[-1]) + 1])
-    for b in s.blocks:
-        if grid and b is figures[0]:
-            parts.append('<div class="grid">')  # several figures in a row (e.g. one map per model) sit side by side
+    # Consecutive figures (one map per model; a spectrogram and its loss curve) sit side by side.
+    is_fig = [isinstance(b, Figure) for b in s.blocks]
+    opens = {i for i in range(len(is_fig) - 1) if is_fig[i] and is_fig[i + 1] and (i == 0 or not is_fig[i - 1])}
+    closes = {i for i in range(1, len(is_fig)) if is_fig[i] and is_fig[i - 1] and (i == len(is_fig) - 1 or not is_fig[i + 1])}
+    for i, b in enumerate(s.blocks):
+        if i in opens:
+            parts.append('<div class="grid">')
         if isinstance(b, Text):
             parts.append(f"<p>{_inline(b.text)}</p>")
         elif isinstance(b, NamedTable):
@@ -139,7 +141,7 @@ def _section_html(s: Section, sweep: str) -> str:
         elif isinstance(b, Audio):
             parts.append(f'<figure><audio controls preload="metadata" src="{_data_uri(b.data, b.mime)}"></audio>'
                          f"<figcaption>{_inline(b.caption)}</figcaption></figure>")
-        if grid and b is figures[-1]:
+        if i in closes:
             parts.append("</div>")
     if s.runs:
         parts.append(f'<p class="provenance">{_provenance_line(s, sweep)}</p>')

@@ -46,16 +46,17 @@ def figure4(reader, cfg: DictConfig) -> Section:
             png = reader.bytes(run, "dream_raw.png")
             if png is not None:
                 s.add(Figure(png, f"{what}: spectrogram"))
-            wav = reader.bytes(run, "audio/dream_gated.wav") or reader.bytes(run, "audio/dream_raw.wav")
-            if wav is not None:
-                s.add(Audio(ogg(wav), "audio/ogg", f"{what} (energy-gated, peak-normalised)"))
             hist = reader.text(run, "loss_history.csv")
             if hist:
                 h = pd.read_csv(io.StringIO(hist))
                 if len(h):
-                    fig = plots.loss_curve(h.step.to_numpy(), h.loss.to_numpy(), mse=h.mse.to_numpy() if "mse" in h else None,
-                                           title=f"{what}: loss")
+                    # the MSE term is drawn apart only when a regulariser makes the loss differ from it
+                    mse = h.mse.to_numpy() if "mse" in h and not np.allclose(h.mse, h.loss) else None
+                    fig = plots.loss_curve(h.step.to_numpy(), h.loss.to_numpy(), mse=mse, title=f"{what}: loss")
                     s.add(Figure(plots.figure_bytes(fig, dpi=100, tight=False), f"{what}: loss over steps"))
+            wav = reader.bytes(run, "audio/dream_gated.wav") or reader.bytes(run, "audio/dream_raw.wav")
+            if wav is not None:
+                s.add(Audio(ogg(wav), "audio/ogg", f"{what} (energy-gated, peak-normalised)"))
             transfer = reader.text(run, "transfer.csv")
             if transfer:
                 tr = pd.read_csv(io.StringIO(transfer))

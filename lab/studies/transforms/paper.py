@@ -7,6 +7,11 @@ from omegaconf import DictConfig
 from lab.stats.document import Figure, NamedTable, Section, Text
 from lab.studies.transforms import report as table2_report
 
+HEADINGS = {"table2": "Table 2: every map, held out (k-fold over songs) and in sample",
+            "table2_vs_study": "Beside the study (its Table 2: Harmonic CNN on the full GTZAN)",
+            "shift_direction": "Is a shift one direction in the space? (cosine to the mean shift, leave one out)",
+            "shift_check": "The shifts as made: achieved tempo and pitch ratios"}
+
 RUN = ("python -m lab experiment=transforms model=fcn,musicnn,crnn shift=pitch,tempo "
        "transform=identity,translation,uniform_scaling,nonuniform_scaling,scaled_orthogonal,affine dataset=gtzan "
        "dataset.root=../shared/music/gtzan_mini paths.weights=../shared/weights sweep_id={sweep} -m")
@@ -27,6 +32,7 @@ def table2(reader, cfg: DictConfig) -> Section:
     s.add(Text(rep.summary + "."))
     for name, t in rep.tables.items():
         if not t.frame.empty:
+            t.heading = t.heading or HEADINGS.get(name, "")
             s.add(NamedTable(name, t))
     for name, data in rep.files.items():
         if name.endswith(".png"):
