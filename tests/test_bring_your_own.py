@@ -154,6 +154,7 @@ def test_what_an_experiment_needs_is_checked_before_a_run_opens(compose_cfg, tmp
         ([*CUSTOM[:-2], "model.window=null", "experiment=dream", "genre=synth-disco"],
          "experiment=dream optimises a waveform of fixed length, but model=custom"),
         ([*CUSTOM, "experiment=tags"], "experiment=tags needs tag probabilities, but model=custom"),
+        (["model=handcrafted", "model.pretrained=false"], "model.pretrained=False does not apply to model=handcrafted"),
         (["model=fcn", "embed.precision=bf16", *CUSTOM], "embed.precision=bf16 (fast mode) is checked against the lab's taggers only"),
     ]:
         with pytest.raises(LabError, match=None) as err:

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lab.core.errors import LabError
 from lab.core.storage import text_sha256
 from lab.models.base import TaggerSpec
 from lab.models.protocol import Built, check_rate, source_digest
@@ -110,6 +111,9 @@ class Handcrafted(nn.Module):
 def build_handcrafted(*, name: str = "handcrafted", sample_rate: int = SAMPLE_RATE, id: str | None = None,
                       pretrained: bool | None = None, seed: int = 0) -> Built:
     """The handcrafted baseline; ``sample_rate`` is the rate clips are decoded at (22 050 Hz by default)."""
+    if pretrained is not None:
+        # tables read pretrained=false as "random weights": a feature extractor has none to randomise
+        raise LabError(f"model.pretrained={pretrained} does not apply to model=handcrafted (it has no weights); drop the override")
     sr = check_rate("model=handcrafted", sample_rate, None)
     identity = text_sha256("handcrafted", FEATURE_VERSION, librosa.__version__, sr, N_FFT, HOP, source_digest(features))
     return Built(Handcrafted(sr), identity, [], label=id or "handcrafted", standardize=True)
