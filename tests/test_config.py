@@ -63,6 +63,11 @@ def test_bad_values_raise_one_sentence(compose_cfg, overrides, message):
         (["clusterer=gmm", "clusterer.n_init=0"], "clusterer.n_init=0 must be a positive integer"),
         (["clusterer=gmm", "clusterer.reg_covar=-1"], "clusterer.reg_covar=-1 must be a number >= 0"),
         (["clusterer=gmm", "clusterer.covariance_type=round"], "clusterer.covariance_type='round' must be one of full, tied, diag, spherical"),
+        (["clusterer=gmm", "clusterer.pca=0"], "clusterer.pca=0 must be null (no PCA) or a positive number of components, e.g. 16"),
+        (["experiment.group=album"], "experiment.group='album' must be one of artist, recording (the unit the bootstrap resamples "
+                                     "and the held-out halves keep apart)"),
+        (["experiment.heldout.repeats=-1"], "experiment.heldout.repeats=-1 must be an integer >= 0 (0 switches the held-out accuracy off)"),
+        (["experiment=probe", "experiment.group=album"], "experiment.group='album' must be one of artist, recording (the unit folds never split)"),
     ],
 )
 def test_clusterer_options_are_checked_before_any_work(compose_cfg, overrides, message, monkeypatch):

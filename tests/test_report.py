@@ -63,3 +63,38 @@ def test_one_seed_has_no_std_but_has_an_interval_and_numbers_stay_numbers():
     assert report.fmt_mean_std(0.624, 0.0137, 3) == "0.624 (0.0137)"
     s = report.scores_numbers(ctx)
     assert set(s.score) == {"accuracy", "nmi", "ami", "ari", "v_measure"} and s.ci_lo.notna().all()
+
+
+def test_k_caps_accuracy_at_the_share_of_the_k_largest_genres():
+    assert report.accuracy_cap(np.full(10, 5), 7) == 0.7  # 10 balanced genres, k = 7: at most 0.70
+    assert report.accuracy_cap(np.full(10, 100), 10) == 1.0
+    assert report.accuracy_cap(np.array([50, 30, 20]), 2) == 0.8
+
+
+def test_table1_shows_held_out_beside_in_sample_and_resamples_artists():
+    ctx = _ctx({"fcn": 0.8, "crnn": 0.6})
+    # give every run an artist column (pairs of songs) and a held-out share; re-derive the redraws by artist
+    rows = ctx.df.copy()
+    rows["accuracy_heldout"], rows["accuracy_heldout_ceiling"] = 0.5, 0.7
+    assignments = {}
+    for r in rows.run_id:
+        genres = np.repeat([f"g{i}" for i in range(6)], 10)
+        ids = [f"{g}/{i:03d}.wav" for i, g in enumerate(genres)]
+        a = pd.DataFrame({"id": ids, "genre": genres, "cluster": np.repeat(np.arange(6), 10).astype(str), "source": ids,
+                          "group": [f"artist:{i // 2}" for i in range(60)], "heldout": np.tile([1.0, 0.0], 30)})
+        assignments[r] = a.set_index("id")
+    by_artist = report.ReportContext(rows, n_boot=300, group="artist")
+    report.add_redraws(by_artist, assignments)
+    report.add_caps(by_artist, assignments)
+    t = report.table1(by_artist)
+    assert list(t.columns[:6]) == ["# Clusters", "Model", "K-Means", "K-Means 95 % CI", "K-Means held-out", "K-Means held-out 95 % CI"]
+    assert t.iloc[0]["K-Means held-out"] == "0.500 (0.0000)"
+    # each artist is one right and one wrong song: redrawing artists keeps the held-out share at exactly 0.5
+    assert t.iloc[0]["K-Means held-out 95 % CI"] == "[0.500, 0.500]"
+    nums = report.table1_numbers(by_artist)
+    assert (nums.cap == 1.0).all() and (nums.heldout_ceiling == 0.7).all()  # k = 7 of 6 genres: no cap
+    assert any("held-out ceiling" in n and "k = 7 -> 0.70" in n for n in by_artist.notes)
+    by_song = report.ReportContext(rows, n_boot=300, group="recording")
+    report.add_redraws(by_song, assignments)
+    lo, hi = report.table1_numbers(by_song).iloc[0][["heldout_ci_lo", "heldout_ci_hi"]]
+    assert lo < 0.45 and hi > 0.55  # redrawing songs: the share moves

@@ -74,3 +74,21 @@ def test_bad_input_is_one_sentence():
     with pytest.raises(LabError, match="measure='cca' is unknown"):
         measure("cca")
     assert np.isnan(linear_cka(np.ones((5, 2)), np.random.default_rng(0).standard_normal((5, 2))))
+
+
+def test_grouped_bootstrap_draws_artists_whole_and_distinct_groups_keep_the_song_bootstrap():
+    # 20 artists of 3 near-identical songs: redrawing songs treats 60 songs as independent, redrawing
+    # artists sees 20 units, so the interval of the same CKA is wider; distinct groups = the song bootstrap
+    rng = np.random.default_rng(5)
+    base = rng.standard_normal((20, 6))
+    A = np.repeat(base, 3, axis=0) + 0.05 * rng.standard_normal((60, 6))
+    B = A @ rng.standard_normal((6, 6)) + 1.0 * rng.standard_normal((60, 6))
+    m = measure("linear_cka")
+    songs = similarity_matrix([A, B], m, n_boot=400, n_perm=0, seed=1)
+    same = similarity_matrix([A, B], m, n_boot=400, n_perm=0, seed=1, groups=[f"s{i}" for i in range(60)])
+    assert np.array_equal(songs.boot, same.boot)
+    artists = similarity_matrix([A, B], m, n_boot=400, n_perm=0, seed=1, groups=np.repeat(np.arange(20), 3))
+    w = lambda r: np.subtract(*r.interval(0.95)[::-1])[0, 1]  # noqa: E731
+    assert artists.value[0, 1] == songs.value[0, 1] and w(artists) > 1.3 * w(songs)
+    with pytest.raises(LabError, match="groups has 3 entries for 60 songs"):
+        similarity_matrix([A, B], m, n_boot=2, n_perm=0, groups=[1, 2, 3])

@@ -13,6 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from lab import report
+from lab.studies.clustering import report as report_mod
 from lab.app.task import run
 from lab.tracking import resolve_tracking_uri
 
@@ -43,14 +44,16 @@ def test_cluster_scores_logs_curves_per_k_and_best_k(compose_cfg):
     assert sorted(m.step for m in hist) == [2, 3, 4, 5, 6]
     assert len(client.get_metric_history(r.info.run_id, "cluster_scores/davies_bouldin")) == 5
     assert r.data.tags["clusterer"] == "gmm"  # the study's choice is the default here
-    assert set(best) == {"best_k/silhouette", "best_k/calinski_harabasz", "best_k/davies_bouldin"}
+    assert set(best) == {"best_k/silhouette", "best_k/calinski_harabasz", "best_k/davies_bouldin", "best_k/bic"}
+    bic = {m.step: m.value for m in client.get_metric_history(r.info.run_id, "cluster_scores/bic")}
+    assert sorted(bic) == [2, 3, 4, 5, 6] and best["best_k/bic"] == min(bic, key=bic.get)  # the GMM's own criterion
     # the reported best k is where the logged curves peak (silhouette, CH) or dip (DB)
     curve = {name: {m.step: m.value for m in client.get_metric_history(r.info.run_id, f"cluster_scores/{name}")}
              for name in ("silhouette", "calinski_harabasz", "davies_bouldin")}
     assert best["best_k/silhouette"] == max(curve["silhouette"], key=curve["silhouette"].get)
     assert best["best_k/calinski_harabasz"] == max(curve["calinski_harabasz"], key=curve["calinski_harabasz"].get)
     assert best["best_k/davies_bouldin"] == min(curve["davies_bouldin"], key=curve["davies_bouldin"].get)
-    assert r.data.tags["best_k"] == ", ".join(f"{n}={int(best['best_k/' + n])}" for n in curve)
+    assert r.data.tags["best_k"] == ", ".join(f"{n}={int(best['best_k/' + n])}" for n in [*curve, "bic"])
     assert len(client.get_metric_history(r.info.run_id, "cluster_scores/silhouette_std")) == 5  # 3 seeds per k by default
     assert {"cluster_scores.png", "cluster_scores.csv"} <= {a.path for a in client.list_artifacts(r.info.run_id)}
 
@@ -70,15 +73,18 @@ def test_report_builds_the_seed_variance_table(compose_cfg, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "sweep t1: 5 finished runs" in out and "logged summary run" in out
     md = (tmp_path / "rep" / "table1.md").read_text().splitlines()
-    assert md[0] == "| # Clusters | Model | K-Means | K-Means 95 % CI | GMM | GMM 95 % CI | seeds |"
+    assert md[0] == ("| # Clusters | Model | K-Means | K-Means 95 % CI | K-Means held-out | K-Means held-out 95 % CI | GMM | GMM 95 % CI"
+                     " | GMM held-out | GMM held-out 95 % CI | seeds |")
     row = md[2].split(" | ")
     assert row[0] == "| 7" and row[1] == "Sample level (random)" and row[-1] == "2 |"  # random weights: a row of their own
-    assert all("(" in row[i] and "n=1" not in row[i] for i in (2, 4))  # mean (std)
-    assert all(row[i].startswith("[") for i in (3, 5))  # [lo, hi]
+    assert all("(" in row[i] and "n=1" not in row[i] for i in (2, 4, 6, 8))  # mean (std), in-sample and held-out
+    assert all(row[i].startswith("[") for i in (3, 5, 7, 9))  # [lo, hi]
     one = md[3].split(" | ")
-    assert one[0] == "| 10" and one[2].endswith("(n=1)") and one[4] == "–" and one[-1] == "1 |"
+    # k = 10 on 18 songs: a half (9 songs) cannot hold 10 clusters, so no held-out number, and no GMM run
+    assert one[0] == "| 10" and one[2].endswith("(n=1)") and one[4] == "–" and one[6] == "–" and one[-1] == "1 |"
     t1 = pd.read_csv(tmp_path / "rep" / "table1.csv")
-    assert list(t1.columns) == ["k", "model", "clusterer", "mean", "std", "n", "ci_lo", "ci_hi", "ci_level", "n_boot"]
+    assert list(t1.columns) == report_mod.TABLE1_COLUMNS and list(t1.columns[:10]) == [
+        "k", "model", "clusterer", "mean", "std", "n", "ci_lo", "ci_hi", "ci_level", "n_boot"]  # the earlier columns first
     assert t1.dtypes["mean"] == float and t1.dtypes["n"] == int
     single = t1[t1.k == 10].iloc[0]
     assert single.n == 1 and np.isnan(single["std"]) and single.ci_lo <= single.ci_hi

@@ -7,7 +7,7 @@ import pytest
 
 from lab.core.errors import LabError
 from lab.stats.metrics import SCORES, contingency, contingency_scores, evaluate
-from lab.stats.uncertainty import bootstrap_clustering, paired_bootstrap, resample_weights
+from lab.stats.uncertainty import bootstrap_clustering, bootstrap_mean, paired_bootstrap, resample_weights
 
 
 def test_contingency_scores_equal_sklearn_on_random_and_degenerate_labellings():
@@ -164,3 +164,29 @@ def test_bad_clustering_options_stop_the_job_before_any_run_opens(compose_cfg, o
         run(cfg)
     assert str(err.value).startswith(message)
     assert not Path(cfg.paths.mlruns, "mlflow.db").exists()
+
+
+def test_an_artist_level_bootstrap_widens_the_interval_when_one_artist_is_duplicated():
+    # 40 songs by 40 artists, 70 % right, plus one artist with 20 songs, all right (a genre filled
+    # by one artist, as blues is in gtzan_mini). Resampling recordings treats those 20 as independent
+    # evidence; resampling artists draws them together, so a redraw holds 0, 20 or 40 of them.
+    rng = np.random.default_rng(13)
+    y = np.repeat(["a", "b"], 30)
+    truth = np.repeat([0, 1], 30)
+    dup = np.zeros(60, bool)
+    dup[30:50] = True  # 20 songs of genre b by one artist
+    pred = truth.copy()
+    others = np.flatnonzero(~dup)
+    pred[rng.choice(others, 12, replace=False)] ^= 1  # 28 of the 40 other songs right
+    recordings = np.array([f"r{i}" for i in range(60)])
+    artists = np.where(dup, "the-artist", recordings)
+    by_rec = bootstrap_clustering(y, pred, groups=recordings, n_boot=3000, seed=14, scores=("accuracy",))["accuracy"]
+    by_art = bootstrap_clustering(y, pred, groups=artists, n_boot=3000, seed=14, scores=("accuracy",))["accuracy"]
+    assert by_rec.estimate == by_art.estimate == pytest.approx(48 / 60)
+    assert (by_art.hi - by_art.lo) > 1.4 * (by_rec.hi - by_rec.lo)
+    # the same through bootstrap_mean (the probe's interval): per-song correctness, groups drawn whole
+    right = (pred == truth).astype(float)
+    m_rec, m_art = bootstrap_mean(right, recordings, n_boot=3000, seed=14), bootstrap_mean(right, artists, n_boot=3000, seed=14)
+    assert m_rec.estimate == pytest.approx(0.8) and (m_art.hi - m_art.lo) > 1.4 * (m_rec.hi - m_rec.lo)
+    # one clip per group: bootstrap_mean is the binomial interval
+    assert (m_rec.hi - m_rec.lo) / 2 == pytest.approx(1.959964 * np.sqrt(0.8 * 0.2 / 60), abs=0.015)

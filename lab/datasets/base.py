@@ -20,7 +20,9 @@ class Clip:
 
     Derived items (an excerpt of a long file, a pitch-shifted copy, a part of a composite dataset)
     keep the id of the item they come from in ``source``, so studies can match them across
-    datasets; ``offset``/``duration`` (seconds) select an excerpt of ``path``.
+    datasets; ``offset``/``duration`` (seconds) select an excerpt of ``path``. ``artist`` is set
+    where a dataset knows it (GTZAN: :mod:`lab.datasets.gtzan`); :attr:`group` is the unit that
+    cross-validation and resampling must never split (see :func:`clip_groups`).
     """
 
     id: str
@@ -30,11 +32,21 @@ class Clip:
     offset: float = 0.0  # seconds into ``path``
     duration: float | None = None  # seconds; None = to the end
     part: str = ""  # name of the composite-dataset part holding it ("" outside composites)
+    artist: str = ""  # performing artist where the dataset knows it ("" = unknown)
 
     @property
     def source_id(self) -> str:
         """The id of the original item this one derives from (its own id for originals)."""
         return self.source or self.id
+
+    @property
+    def group(self) -> str:
+        """``artist:<name>`` where the artist is known, else ``recording:<source_id>``.
+
+        Songs of one artist share production, voice and instrumentation; a test song whose artist
+        is also in the training songs measures artist recognition as much as genre (Sturm 2013).
+        """
+        return f"artist:{self.artist}" if self.artist else f"recording:{self.source_id}"
 
 
 @dataclass
@@ -89,6 +101,22 @@ class ItemsDataset(Dataset):
 
     def fingerprint(self, clip: Clip) -> str:
         return f"items:{clip.path}:{clip.id}"
+
+
+GROUP_UNITS = ("artist", "recording")
+
+
+def clip_groups(clips: Sequence[Clip], unit: str = "artist") -> np.ndarray:
+    """The unit each clip belongs to, for grouped cross-validation and resampling [shape=(n_clips,)].
+
+    ``unit="artist"``: :attr:`Clip.group` (the artist where known, else the recording);
+    ``unit="recording"``: :attr:`Clip.source_id` (excerpts and transformed copies of one recording
+    together, artists ignored: the lab's behaviour before artists were known). Clips with equal
+    values must stay on one side of a split and be drawn together by a bootstrap.
+    """
+    if unit not in GROUP_UNITS:
+        raise LabError(f"group={unit!r} must be one of {', '.join(GROUP_UNITS)} (the unit never split by folds or resampling)")
+    return np.array([c.group if unit == "artist" else c.source_id for c in clips], dtype=object)
 
 
 AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".mp3")

@@ -83,7 +83,8 @@ def items_dataset(loaded: LoadedModel, name: str | None = None) -> ItemsDataset:
     t = loaded.model.table
     labels = t.labels or [""] * len(t)
     parts = t.parts or [""] * len(t)
-    clips = [Clip(id=i, label=lab, path=t.path, part=p) for i, lab, p in zip(t.ids, labels, parts)]
+    artists = t.artists or [""] * len(t)
+    clips = [Clip(id=i, label=lab, path=t.path, part=p, artist=a) for i, lab, p, a in zip(t.ids, labels, parts, artists)]
     return ItemsDataset(name=name or loaded.label, clips=clips, root=t.path)
 
 

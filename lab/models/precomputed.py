@@ -9,9 +9,10 @@ Formats (one item per row, rows in any order):
 * ``.npz`` (``numpy.savez``): ``id`` [shape=(n,)] str, unique; ``embedding`` [shape=(n, d)] float;
   ``label`` [shape=(n,)] str (the genre; needed by clustering, probe and out-of-domain); optional
   ``part`` (or ``set``) [shape=(n,)] str naming the out-of-domain set of an item (empty = a
-  reference item), ``tags`` [shape=(n, T)] float with ``tag_names`` [shape=(T,)] str. The lab's own
+  reference item), ``artist`` [shape=(n,)] str (folds and bootstraps keep an artist's items
+  together, as they do for GTZAN), ``tags`` [shape=(n, T)] float with ``tag_names`` [shape=(T,)] str. The lab's own
   ``embeddings.npz`` run artifact (``X``, ``ids``, ``labels``) is read as well.
-* ``.csv`` / ``.parquet``: columns ``id``, ``label``, optional ``part`` (or ``set``), optional
+* ``.csv`` / ``.parquet``: columns ``id``, ``label``, optional ``part`` (or ``set``), ``artist``, optional
   ``tag:<name>`` columns (tag probabilities), and the embedding either as one ``embedding`` column
   holding a list per row (``[0.1, 0.2, ...]``) or as numeric columns, every other column in file
   order being one dimension (e.g. ``e0, e1, ...``).
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 
 SUFFIXES = (".npz", ".csv", ".parquet", ".pq")
 ALIASES = {"id": ("id", "ids"), "label": ("label", "labels"), "embedding": ("embedding", "embeddings", "X"),
-           "part": ("part", "set", "parts")}
+           "part": ("part", "set", "parts"), "artist": ("artist", "artists")}
 FORMAT = "an embeddings file holds id (n), label (n) and embedding (n x d); see docs/bring-your-own-model.md"
 
 
@@ -58,6 +59,7 @@ class EmbeddingTable:
     parts: list[str] | None  # out-of-domain set per item ("" = reference), None when absent
     tags: np.ndarray | None  # (n, T) float32
     tag_names: list[str]
+    artists: list[str] | None = None  # performing artist per item (folds and bootstraps keep an artist together)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -120,7 +122,7 @@ def _read_npz(path: Path) -> dict:
     try:
         names = list(z.files)
         out = {}
-        for key in ("id", "label", "embedding", "part"):
+        for key in ("id", "label", "embedding", "part", "artist"):
             k = _pick(names, key)
             if k is not None:
                 try:
@@ -148,7 +150,7 @@ def _read_frame(path: Path) -> dict:
     cols = [str(c) for c in df.columns]
     df.columns = cols
     out: dict = {"_names": cols}
-    for key in ("id", "label", "part"):
+    for key in ("id", "label", "part", "artist"):
         k = _pick(cols, key)
         if k is not None:
             out[key] = df[k].to_numpy()
@@ -222,6 +224,7 @@ def read_embeddings(path: str | Path) -> EmbeddingTable:
         raise LabError(f"{p}: {sum(lab == '' for lab in labels)} item(s) have an empty label (first: id {first!r}); "
                        f"give every item its label, or drop the label column for studies that need none")
     parts = _strings(raw["part"], "part", str(p), n) if "part" in raw else None
+    artists = _strings(raw["artist"], "artist", str(p), n) if "artist" in raw else None
     tags, tag_names = None, []
     if raw.get("tags") is not None:
         tags = _matrix(raw["tags"], str(p))
@@ -233,7 +236,7 @@ def read_embeddings(path: str | Path) -> EmbeddingTable:
         tag_names = [str(t) for t in np.asarray(names).tolist()] if names is not None else [f"tag{i:03d}" for i in range(tags.shape[1])]
         if len(tag_names) != tags.shape[1]:
             raise LabError(f"{p}: tag_names lists {len(tag_names)} names for {tags.shape[1]} tag columns")
-    return EmbeddingTable(str(p), ids, X, labels, parts, tags, tag_names)
+    return EmbeddingTable(str(p), ids, X, labels, parts, tags, tag_names, artists)
 
 
 class PrecomputedEmbeddings(nn.Module):

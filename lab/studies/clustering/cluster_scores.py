@@ -10,7 +10,11 @@ Each k is fitted with ``experiment.seeds`` clusterer seeds (``seed``, ``seed+1``
 are the mean over seeds (``cluster_scores/<index>_std`` beside them), the best k is taken on the mean, and
 ``best_k_seed_agreement/<index>`` says what share of single seeds would have picked the same k —
 with one GMM seed per k the answer can flip. The indices are computed in the space the clusterer
-works in (standardised when ``clusterer.standardize=true``).
+works in (standardised when ``clusterer.standardize=true``, after PCA when ``clusterer.pca=N``).
+A GMM also logs its BIC per k (``cluster_scores/bic``, lower is better, ``best_k/bic``), the
+criterion a mixture model offers for its own number of components; and when the mixture is
+ill-posed for the songs at hand (full covariance with fewer songs per component than dimensions)
+the run says so in one warning per k range.
 """
 
 from __future__ import annotations
@@ -39,16 +43,21 @@ INDICES = {  # name -> (function, "max" | "min")
     "calinski_harabasz": (skm.calinski_harabasz_score, "max"),
     "davies_bouldin": (skm.davies_bouldin_score, "min"),
 }
+SENSE = {name: sense for name, (_, sense) in INDICES.items()} | {"bic": "min"}  # bic: GMM only, from the fitted model
 
 
 def score_range(X: np.ndarray, clusterer: Clusterer, ks: list[int], *, seeds: list[int]) -> dict[str, dict[int, dict[int, float]]]:
     """{index: {k: {seed: value}}}, computed in the space the clusterer works in (standardised when
-    it standardises). Degenerate fits (every song in one cluster) give no value."""
+    it standardises, after PCA when it reduces). Degenerate fits (every song in one cluster) give no
+    value. Clusterers with a likelihood (GMM) add ``bic``."""
     Z = clusterer.prepare(X)
     out: dict[str, dict[int, dict[int, float]]] = {name: {} for name in INDICES}
     for k in ks:
         for seed in seeds:
-            pred, _ = clusterer.fit_predict(Z, k=k, seed=seed, prepared=True)
+            pred, _, est = clusterer.fit_prepared(Z, k, seed)
+            bic = clusterer.bic(est, Z)
+            if bic is not None:
+                out.setdefault("bic", {}).setdefault(k, {})[seed] = bic
             if len(set(pred.tolist())) < 2:
                 log.warning("k=%d seed=%d: the clusterer put every song in one cluster; no scores", k, seed)
                 continue
@@ -70,7 +79,7 @@ def seed_std(values) -> float:
 def best_k(scores: dict[str, dict[int, float]]) -> dict[str, int]:
     """The k each index prefers (max silhouette, max CH, min DB)."""
     best = {}
-    for name, (_, sense) in INDICES.items():
+    for name, sense in SENSE.items():
         if scores.get(name):
             pick = max if sense == "max" else min
             best[name] = pick(scores[name], key=scores[name].get)
@@ -79,8 +88,10 @@ def best_k(scores: dict[str, dict[int, float]]) -> dict[str, int]:
 
 def figure(scores: dict[str, dict[int, dict[int, float]]], best: dict[str, int], title: str) -> plt.Figure:
     mean, std = over_seeds(scores), over_seeds(scores, seed_std)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for ax, (name, (_, sense)) in zip(axes, INDICES.items()):
+    names = [n for n in SENSE if mean.get(n)]
+    fig, axes = plt.subplots(1, len(names), figsize=(13 / 3 * len(names), 3.6))
+    for ax, name in zip(np.atleast_1d(axes), names):
+        sense = SENSE[name]
         ks = sorted(mean[name])
         m, sd = np.array([mean[name][k] for k in ks]), np.array([std[name][k] for k in ks])
         ax.plot(ks, m, "o-", ms=4)
@@ -106,9 +117,12 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
     if len(ks) < e.k_max - e.k_min + 1:
         tracker.warn(f"k capped at {ks[-1]} (number of songs - 1)")
     seeds = [int(cfg.seed) + i for i in range(int(e.seeds))]
+    ill = [k for k in ks if clusterer.conditioning(n, k, emb.X.shape[1])]
+    if ill:
+        tracker.warn(f"{clusterer.conditioning(n, ill[0], emb.X.shape[1])} (k = {ill[0]}..{ill[-1]}; read these curves as the regulariser's)")
     per_seed = score_range(emb.X, clusterer, ks, seeds=seeds)
     mean, std = over_seeds(per_seed), over_seeds(per_seed, seed_std)
-    for name in INDICES:
+    for name in mean:
         for k in mean[name]:
             tracker.log_metrics({f"{PREFIX}{name}": mean[name][k], f"{PREFIX}{name}_std": std[name][k]}, step=k)
     best = best_k(mean)
@@ -117,9 +131,11 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
                                   for s in seeds])) for name in best}
     tracker.log_metrics({f"best_k/{name}": float(k) for name, k in best.items()} | {f"best_k_seed_agreement/{name}": a for name, a in agree.items()})
     tracker.set_tags({"best_k": ", ".join(f"{n}={k}" for n, k in best.items())})
-    tracker.log_csv([{"k": k, "seed": s, **{name: per_seed[name].get(k, {}).get(s) for name in INDICES}} for k in ks for s in seeds],
+    tracker.log_csv([{"k": k, "seed": s, **{name: per_seed[name].get(k, {}).get(s) for name in per_seed}} for k in ks for s in seeds],
                     "cluster_scores.csv")
-    what = f"{model_label(cfg.model)} on {dataset.name} ({n} songs), {clusterer.name}{' standardised' if clusterer.standardize else ''}, mean of {len(seeds)} seeds"
+    cov = f" {clusterer.covariance_type}" if getattr(clusterer, "covariance_type", None) else ""
+    what = (f"{model_label(cfg.model)} on {dataset.name} ({n} songs), {clusterer.name}{cov}{' standardised' if clusterer.standardize else ''}"
+            f"{f' PCA {clusterer.pca}' if clusterer.pca else ''}, mean of {len(seeds)} seeds")
     tracker.log_figure(figure(per_seed, best, what), "cluster_scores.png")
     log.info("best k: %s (share of seeds agreeing: %s)", best, agree)
     return {f"best_k/{name}": float(k) for name, k in best.items()}

@@ -3,8 +3,12 @@
 Cluster song embeddings with K-Means or a GMM into k clusters (``cluster_count.k``; ``null`` =
 the number of labels in the dataset), match clusters to genres with the Hungarian algorithm, and
 report accuracy (see :mod:`lab.stats.metrics` for the exact definition), NMI, AMI, ARI and V-measure
-with 95 % song-bootstrap intervals (``<score>_ci_lo``/``_ci_hi``, :mod:`lab.stats.uncertainty`), plus
-per-genre accuracy (``genre/<genre>``). Artifacts: confusion matrix (PNG: counts shaded by row
+with 95 % bootstrap intervals over artists (``<score>_ci_lo``/``_ci_hi``, :mod:`lab.stats.uncertainty`;
+``experiment.group=recording`` resamples recordings instead, the earlier protocol; both conditional
+on the fitted clustering), plus per-genre accuracy (``genre/<genre>``). Beside the in-sample
+accuracy, the cross-fitted held-out accuracy (``accuracy_heldout``, its std over splits, the
+ceiling the splits allow and an interval over the same groups; :mod:`lab.stats.heldout`), and the
+GMM's conditioning as a warning when it is ill-posed for the songs at hand. Artifacts: confusion matrix (PNG: counts shaded by row
 share; CSV: counts; genres ordered so related ones sit together, see :func:`lab.stats.genres.genre_order`),
 "rogue" songs (CSV, see :mod:`lab.stats.genres`), t-SNE map with the rogues marked (PNG; the map is
 cached per (embeddings, seed), see :mod:`lab.stats.projection`) and as a page you can listen to
@@ -23,10 +27,12 @@ from omegaconf import DictConfig
 
 from lab.core.errors import LabError
 from lab.core.storage import array_sha256, text_sha256
+from lab.datasets import GROUP_UNITS, clip_groups
 from lab.extract.pipeline import load_embeddings
 from lab.models.protocol import model_label
 from lab.stats import genres as analysis
 from lab.stats import metrics, plots, uncertainty
+from lab.stats.heldout import crossfit_accuracy
 from lab.stats.clusterers import build_clusterer, check_k
 from lab.stats.projection import cached_tsne
 from lab.studies.clustering import listen_map
@@ -44,6 +50,23 @@ def check(cfg: DictConfig) -> None:
     lm = cfg.experiment.get("listen_map", True)
     if not isinstance(lm, bool) and not (isinstance(lm, int) and lm >= 0):
         raise LabError(f"experiment.listen_map={lm!r} must be true, false or a seed (only that seed's run gets the page, e.g. 0)")
+    unit = cfg.experiment.get("group", "artist")
+    if unit not in GROUP_UNITS:
+        raise LabError(f"experiment.group={unit!r} must be one of {', '.join(GROUP_UNITS)} (the unit the bootstrap resamples "
+                       f"and the held-out halves keep apart)")
+    reps = (cfg.experiment.get("heldout") or {}).get("repeats", 5)
+    if isinstance(reps, bool) or not isinstance(reps, int) or reps < 0:
+        raise LabError(f"experiment.heldout.repeats={reps!r} must be an integer >= 0 (0 switches the held-out accuracy off)")
+
+
+def protocol_tags(cfg: DictConfig, clusterer) -> dict[str, str]:
+    """What a Table 1 cell was computed with: the resampling unit, and the GMM's covariance type / PCA."""
+    tags = {"group": str(cfg.experiment.get("group", "artist"))}
+    if getattr(clusterer, "covariance_type", None):
+        tags["covariance_type"] = clusterer.covariance_type
+    if clusterer.pca is not None:
+        tags["pca"] = str(clusterer.pca)
+    return tags
 
 
 def run(cfg: DictConfig, tracker) -> dict[str, float]:
@@ -59,6 +82,12 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
         log.info("k = %d, the number of labels in %s (cluster_count.k=N to choose)", k, dataset.name)
         tracker.set_tags({"k": str(k)})
     check_k(k, len(emb.clips))
+    tracker.set_tags(protocol_tags(cfg, clusterer))
+    unit = str(cfg.experiment.get("group", "artist"))
+    groups = clip_groups(emb.clips, unit)
+    ill = clusterer.conditioning(len(emb.clips), k, emb.X.shape[1])
+    if ill:
+        tracker.warn(ill)
     pred, notes = clusterer.fit_predict(emb.X, k=k, seed=seed)
     for n in notes:
         tracker.warn(f"clusterer: {n}")
@@ -70,11 +99,28 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
     # "genre/" prefix: MLflow draws each prefix as its own chart section, so the headline scores stay on top
     per_genre = {f"{GENRE_PREFIX}{g}": float(correct[y == g].mean()) for g in assignment.genres}
     tracker.log_metrics(scores | per_genre)
-    if int(boot.get("n_boot", 1000)) > 0:  # 95 % song-bootstrap intervals, clustering held fixed (lab/stats/uncertainty.py)
-        ci = uncertainty.bootstrap_clustering(y, pred, groups=[c.source_id for c in emb.clips], n_boot=int(boot.get("n_boot", 1000)),
+    if int(boot.get("n_boot", 1000)) > 0:  # 95 % intervals over artists (or recordings), clustering held fixed (lab/stats/uncertainty.py)
+        ci = uncertainty.bootstrap_clustering(y, pred, groups=groups, n_boot=int(boot.get("n_boot", 1000)),
                                               seed=int(boot.get("seed", 0)), level=float(boot.get("level", 0.95)),
                                               method=str(boot.get("method", "auto")))
         tracker.log_metrics(uncertainty.interval_metrics(ci))
+    held = cfg.experiment.get("heldout") or {}
+    heldout = np.full(len(y), np.nan)  # per song: share of splits in which it was right when held out
+    cf = None
+    if int(held.get("repeats", 5)) > 0:  # cross-fitted: clusters and matching fitted on one half of the groups, scored on the other
+        try:
+            cf = crossfit_accuracy(emb.X, y, groups, clusterer, k=k, seed=seed, repeats=int(held.get("repeats", 5)),
+                                   split_seed=int(held.get("seed", 0)))
+        except LabError as err:  # too few songs or groups to halve: the in-sample scores stand, without a held-out one
+            tracker.warn(f"held-out accuracy skipped: {err}")
+    if cf is not None:
+        tracker.log_metrics({"accuracy_heldout": cf.accuracy, "accuracy_heldout_std": cf.std, "accuracy_heldout_ceiling": cf.ceiling})
+        if int(boot.get("n_boot", 1000)) > 0:
+            iv = uncertainty.bootstrap_mean(cf.song_correct, groups, n_boot=int(boot.get("n_boot", 1000)), seed=int(boot.get("seed", 0)),
+                                            level=float(boot.get("level", 0.95)))
+            tracker.log_metrics({"accuracy_heldout_ci_lo": iv.lo, "accuracy_heldout_ci_hi": iv.hi})
+        scores["accuracy_heldout"] = cf.accuracy
+        heldout = cf.song_correct
 
     what = f"{model_label(cfg.model)} on {dataset.name} ({len(y)} songs), {clusterer.name} k={k} seed={seed}"
     order = analysis.genre_order(emb.X, y)
@@ -84,7 +130,8 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
     tracker.log_figure(plots.confusion_matrix(cm, order, cols, title=f"{what}\naccuracy {scores['accuracy']:.3f}"),
                        "confusion_matrix.png", tight=False)  # laid out by tight_layout: one drawing pass, not two
     tracker.log_csv([{"file": c.path, "id": c.id, "genre": c.label, "cluster": int(p), "assigned_genre": a, "correct": bool(a == c.label),
-                      "source": c.source_id} for c, p, a in zip(emb.clips, pred, assigned)], "assignments.csv")
+                      "source": c.source_id, "group": g, "heldout": "" if np.isnan(h) else round(float(h), 6)}
+                     for c, p, a, g, h in zip(emb.clips, pred, assigned, groups, heldout)], "assignments.csv")
     tracker.log_csv([{"cluster": c, "assigned_genre": assignment.cluster_to_genre.get(c, metrics.UNASSIGNED),
                       **{g: int(n) for g, n in zip(assignment.genres, assignment.contingency[:, j])}}
                      for j, c in enumerate(assignment.clusters)], "contingency.csv")
@@ -119,5 +166,6 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
     if cfg.experiment.save_embeddings:
         tracker.log_npz("embeddings.npz", X=emb.X, paths=emb.paths, ids=np.array(ids),
                         labels=y, n_windows=emb.n_windows, tsne=xy, cluster=pred)
-    log.info("%s: accuracy %.3f, NMI %.3f, ARI %.3f", what, scores["accuracy"], scores["nmi"], scores["ari"])
+    log.info("%s: accuracy %.3f (held out %s), NMI %.3f, ARI %.3f", what, scores["accuracy"],
+             f"{scores['accuracy_heldout']:.3f}" if "accuracy_heldout" in scores else "off", scores["nmi"], scores["ari"])
     return scores

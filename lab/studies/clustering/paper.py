@@ -97,7 +97,7 @@ def figure2(reader, cfg: DictConfig) -> Section:
         if png is not None:
             s.add(Figure(png, f"{label}: internal indices over k ({run['tags'].get('clusterer', 'gmm')})"))
         m = run["metrics"]
-        for index in ("silhouette", "calinski_harabasz", "davies_bouldin"):
+        for index in ("silhouette", "calinski_harabasz", "davies_bouldin", "bic"):  # bic: GMM runs only
             if f"best_k/{index}" in m:
                 rows.append({"model": label, "index": index, "best k": int(m[f"best_k/{index}"]),
                              "seed agreement": round(m.get(f"best_k_seed_agreement/{index}", np.nan), 2)})
@@ -107,7 +107,7 @@ def figure2(reader, cfg: DictConfig) -> Section:
 
 
 def table1(reader, cfg: DictConfig) -> Section:
-    """Table 1: accuracy mean (std) over seeds with its song-bootstrap interval, beside the study's values."""
+    """Table 1: accuracy mean (std) over seeds with its interval over artists and the held-out accuracy, beside the study's values."""
     runs = reader.all_runs("clustering")
     s = Section("table-1", "Table 1: genre clustering accuracy", experiment="clustering",
                 paper="The study's Table 1: Hungarian-matched accuracy of K-Means and GMM with 7 and 10 clusters, "
@@ -154,11 +154,11 @@ def figure3(reader, cfg: DictConfig) -> Section:
 
 
 def comparisons(reader, cfg: DictConfig) -> Section:
-    """Beyond the paper: paired bootstrap comparisons of the models on the same songs."""
+    """Beyond the paper: paired bootstrap comparisons of the models on the same artists."""
     runs = reader.all_runs("clustering")
     s = Section("comparisons", "Paired model comparisons", experiment="clustering",
                 paper="Is the study's ordering of two taggers supported by these songs? A paired bootstrap of the "
-                      "accuracy difference on the same songs: supported, reversed, or not resolved at this n.")
+                      "accuracy difference on the same redrawn artists: supported, reversed, or not resolved at this n.")
     done = [r for r in runs if r["status"] == "FINISHED"]
     if not done:
         return _missing(s, RUN, reader.sweep)

@@ -19,10 +19,14 @@ Reads the FINISHED ``clustering`` runs tagged with the sweep id (and each run's
   and whether the study's ordering of the two is supported by these songs;
 * ``per_genre.{md,csv}`` — mean per-genre accuracy over seeds (with the seed count).
 
-Intervals come from resampling songs with the assignments held fixed (:mod:`lab.stats.uncertainty`:
-BCa bootstrap for accuracy and the paired differences, leave-one-song-out jackknife for the
-agreement indices by default): they say how much the numbers would move with another draw of songs,
-which the seed std does not. All tables are printed and logged as artifacts of one summary run
+Intervals come from resampling groups (``experiment.group``: artists where known, else recordings;
+``recording`` for the earlier protocol) with the assignments held fixed (:mod:`lab.stats.uncertainty`:
+BCa bootstrap for accuracy and the paired differences, leave-one-group-out jackknife for the
+agreement indices by default): they say how much the numbers would move with another draw of
+artists, which the seed std does not, and they are conditional on the fitted clustering and
+matching. Table 1 also shows the cross-fitted *held-out* accuracy (:mod:`lab.stats.heldout`: clusters
+and matching fitted on one half of the groups, scored on the other), with its interval over the
+same groups, and notes what k caps accuracy at and what the halves let any clustering reach. All tables are printed and logged as artifacts of one summary run
 per sweep in the MLflow experiment ``report`` — re-printing updates that run, or leaves it alone
 when nothing changed, instead of adding another.
 
@@ -110,10 +114,13 @@ class ReportContext:
     level: float = 0.95
     seed: int = 0
     method: str = "auto"
+    group: str = "artist"  # the resampling unit: artist (assignments.csv "group") | recording ("source")
     redraws: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # run id -> score -> (n_boot,)
     jack: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # run id -> score -> (n_songs,) leave-one-song-out
     full: dict[str, dict[str, float]] = field(default_factory=dict)  # run id -> scores recomputed on all songs
     notes: list[str] = field(default_factory=list)
+    caps: dict[int, float] = field(default_factory=dict)  # k -> accuracy cap from the genre sizes (accuracy_cap)
+    covariance: str = ""  # the GMM runs' covariance_type(s), for the heading
 
     def runs(self, k: int, model: str, clusterer: str) -> pd.DataFrame:
         d = self.df
@@ -125,7 +132,14 @@ def _read_assignments(text: str) -> pd.DataFrame | None:
     if not {"id", "genre", "cluster"} <= set(a.columns):
         return None
     a["source"] = a["source"].where(a["source"] != "", a["id"]) if "source" in a else a["id"]
+    if "group" in a:  # runs before artists were known have no group column: they resample recordings
+        a["group"] = a["group"].where(a["group"] != "", a["source"])
     return a.set_index("id")
+
+
+def _units(ctx: ReportContext, a: pd.DataFrame) -> np.ndarray:
+    """The resampling unit of each song: its artist group (``group=artist``) or its recording."""
+    return (a["group"] if ctx.group == "artist" and "group" in a else a["source"]).to_numpy()
 
 
 def add_redraws(ctx: ReportContext, assignments: dict[str, pd.DataFrame]) -> None:
@@ -146,15 +160,26 @@ def add_redraws(ctx: ReportContext, assignments: dict[str, pd.DataFrame]) -> Non
             ctx.notes.append(f"runs on {dataset} did not score the same songs; intervals and comparisons use the "
                              f"{len(common)} songs all of them scored")
         first = assignments[have[0]].loc[common]
-        W = resample_weights(first["source"].to_numpy(), n_boot=ctx.n_boot, seed=ctx.seed)
-        J = jackknife_weights(first["source"].to_numpy())
+        if ctx.group == "artist" and "group" not in first:
+            ctx.notes.append(f"runs on {dataset} have no artist groups in assignments.csv (made before artists were known); "
+                             f"their intervals resample recordings")
+        W = resample_weights(_units(ctx, first), n_boot=ctx.n_boot, seed=ctx.seed)
+        J = jackknife_weights(_units(ctx, first))
         drawn = tuple(s for s in SCORES if s == "accuracy" or resolve_method(ctx.method, s) != "jackknife")
         for r in have:
             a = assignments[r].loc[common]
             y, pred = a["genre"].to_numpy(), a["cluster"].astype(int).to_numpy()
             ctx.redraws[r] = resampled_scores(y, pred, W, scores=drawn)
             ctx.jack[r] = resampled_scores(y, pred, J)
-            ctx.full[r] = contingency_scores(contingency(y, pred)[2])
+            if "heldout" in a and (a["heldout"] != "").all():  # share of splits in which the song was right when held out
+                c = a["heldout"].astype(float).to_numpy()
+                ctx.redraws[r][HELDOUT] = (W @ c) / np.maximum(W.sum(1), 1)
+                ctx.jack[r][HELDOUT] = (J @ c) / np.maximum(J.sum(1), 1)
+                ctx.full.setdefault(r, {})[HELDOUT] = float(c.mean())
+            ctx.full[r] = contingency_scores(contingency(y, pred)[2]) | ctx.full.get(r, {})
+
+
+HELDOUT = "accuracy_heldout"  # cross-fitted accuracy (lab.stats.heldout), logged by experiment=clustering
 
 
 def _cell_stats(ctx: ReportContext, sel: pd.DataFrame, score: str) -> dict[str, float]:
@@ -165,10 +190,10 @@ def _cell_stats(ctx: ReportContext, sel: pd.DataFrame, score: str) -> dict[str, 
     v = np.array([x for x in vals if np.isfinite(x)], dtype=float)
     out = {"mean": float(v.mean()) if v.size else np.nan, "std": float(np.std(v, ddof=1)) if v.size > 1 else np.nan,
            "n": int(v.size), "ci_lo": np.nan, "ci_hi": np.nan}
-    if v.size and all(r in ctx.redraws for r in sel.run_id):
+    if v.size and all(r in ctx.redraws and score in ctx.jack[r] for r in sel.run_id):
         boot = np.mean([ctx.redraws[r][score] for r in sel.run_id], axis=0) if score in ctx.redraws[sel.run_id.iloc[0]] else np.empty(0)
         jack = np.mean([ctx.jack[r][score] for r in sel.run_id], axis=0)
-        iv = interval(out["mean"], boot, jack, level=ctx.level, method=ctx.method, score=score)
+        iv = interval(out["mean"], boot, jack, level=ctx.level, method=ctx.method, score="accuracy" if score == HELDOUT else score)
         out["ci_lo"], out["ci_hi"] = iv.lo, iv.hi
     elif v.size == 1 and f"{score}_ci_lo" in sel and pd.notna(sel[f"{score}_ci_lo"].iloc[0]):  # the run's own interval
         out["ci_lo"], out["ci_hi"] = float(sel[f"{score}_ci_lo"].iloc[0]), float(sel[f"{score}_ci_hi"].iloc[0])
@@ -198,8 +223,22 @@ def _ci_label(level: float) -> str:
 # Tables
 
 
+TABLE1_COLUMNS = ["k", "model", "clusterer", "mean", "std", "n", "ci_lo", "ci_hi", "ci_level", "n_boot",
+                  "heldout_mean", "heldout_std", "heldout_n", "heldout_ci_lo", "heldout_ci_hi", "heldout_ceiling", "cap"]
+
+
+def accuracy_cap(genre_counts: np.ndarray, k: int) -> float:
+    """Most any k-cluster one-to-one matching can get right: the share of songs in the k largest genres.
+
+    With 10 balanced genres and k = 7: 0.70.
+    """
+    c = np.sort(np.asarray(genre_counts, dtype=float))[::-1]
+    return float(c[: int(k)].sum() / c.sum()) if c.sum() else float("nan")
+
+
 def table1_numbers(ctx: ReportContext) -> pd.DataFrame:
-    """Long numeric Table 1: one row per (k, model, clusterer) with mean, std, n, ci_lo, ci_hi."""
+    """Long numeric Table 1: one row per (k, model, clusterer): in-sample accuracy (mean, std, n, ci) and
+    held-out accuracy (``heldout_*``, with the mean ceiling the halves allow), and the cap k sets."""
     rows = []
     df = ctx.df
     for k in sorted(df["k"].dropna().unique()):
@@ -208,14 +247,18 @@ def table1_numbers(ctx: ReportContext) -> pd.DataFrame:
                 sel = ctx.runs(k, m, c)
                 if sel.empty:
                     continue
+                held = {f"heldout_{key}": v for key, v in _cell_stats(ctx, sel, HELDOUT).items()}
+                ceiling = sel["accuracy_heldout_ceiling"].mean() if "accuracy_heldout_ceiling" in sel else np.nan
                 rows.append({"k": int(k), "model": m, "clusterer": c, **_cell_stats(ctx, sel, "accuracy"),
-                             "ci_level": ctx.level, "n_boot": ctx.n_boot})
-    return pd.DataFrame(rows, columns=["k", "model", "clusterer", "mean", "std", "n", "ci_lo", "ci_hi", "ci_level", "n_boot"])
+                             "ci_level": ctx.level, "n_boot": ctx.n_boot, **held, "heldout_ceiling": ceiling,
+                             "cap": ctx.caps.get(int(k), np.nan)})
+    return pd.DataFrame(rows, columns=TABLE1_COLUMNS)
 
 
 def table1(ctx: ReportContext) -> pd.DataFrame:
     """Rows (k, model) x per clusterer 'mean (std)' and its interval, plus the seed count (the study's layout)."""
     nums = table1_numbers(ctx)
+    has_heldout = bool((nums["heldout_n"] > 0).any()) if not nums.empty else False
     rows = []
     for (k, m), g in nums.groupby(["k", "model"], sort=False):
         row = {"# Clusters": int(k), "Model": model_name(m)}
@@ -224,10 +267,15 @@ def table1(ctx: ReportContext) -> pd.DataFrame:
             r = g[g.clusterer == c]
             if r.empty:
                 row[name], row[f"{name} {_ci_label(ctx.level)}"] = "–", "–"
+                if has_heldout:
+                    row[f"{name} held-out"], row[f"{name} held-out {_ci_label(ctx.level)}"] = "–", "–"
                 continue
             r = r.iloc[0]
             row[name] = fmt_mean_std(r["mean"], r["std"], int(r["n"]))
             row[f"{name} {_ci_label(ctx.level)}"] = fmt_ci(r["ci_lo"], r["ci_hi"])
+            if has_heldout:
+                row[f"{name} held-out"] = fmt_mean_std(r["heldout_mean"], r["heldout_std"], int(r["heldout_n"]))
+                row[f"{name} held-out {_ci_label(ctx.level)}"] = fmt_ci(r["heldout_ci_lo"], r["heldout_ci_hi"])
             seeds.append(int(r["n"]))
         row["seeds"] = "/".join(str(s) for s in seeds) if len(set(seeds)) > 1 else str(seeds[0] if seeds else 0)
         rows.append(row)
@@ -347,7 +395,9 @@ TABLES: dict[str, Callable[[ReportContext], pd.DataFrame]] = {
 NUMERIC_CSV: dict[str, Callable[[ReportContext], pd.DataFrame]] = {"table1": table1_numbers, "scores": scores_numbers}
 
 
-HEADINGS = {"table1": "Table 1: accuracy, mean (std) over seeds and {ci} of the seed mean ({how_acc})",
+HEADINGS = {"table1": "Table 1: accuracy, mean (std) over seeds and {ci} of the seed mean ({how_acc}, conditional on the fitted "
+                      "clusterings); held-out: clusters and matching fitted on one half of the {group}s, scored on the other "
+                      "({heldout}); GMM covariance_type={covariance}",
             "scores": "All scores: mean (std) [{ci}] (accuracy: {how_acc}; NMI, AMI, ARI, V-measure: {how_other})",
             "table1_vs_study": "Beside the study (full GTZAN; here the sweep's dataset)",
             "comparisons": "Paired comparisons (same songs, {n_boot} resamples): is the study's ordering supported here?",
@@ -372,7 +422,12 @@ def report(runs: list[dict], *, cfg, uri: str, sweep: str) -> StudyReport:
     df = df[df.status == "FINISHED"] if not df.empty else df
     if df.empty or "accuracy" not in df:
         raise LabError(f"sweep {sweep!r} has no finished clustering runs")
-    ctx = ReportContext(df.reset_index(drop=True), n_boot=n_boot, level=level, seed=int(boot.get("seed", 0)), method=method)
+    group = str(cfg.experiment.get("group", "artist"))
+    made = {r["tags"].get("group", "recording") for r in runs if r["run_id"] in set(df.run_id)}  # untagged runs predate artists
+    if group == "artist" and made == {"recording"}:
+        group = "recording"  # their assignments hold no artists: say what is resampled
+    ctx = ReportContext(df.reset_index(drop=True), n_boot=n_boot, level=level, seed=int(boot.get("seed", 0)), method=method,
+                        group=group, covariance=_covariance(runs, ctx_df=df))
     if n_boot > 0:
         assignments = {}
         where = {r["run_id"]: r.get("artifact_uri") for r in runs}
@@ -382,9 +437,12 @@ def report(runs: list[dict], *, cfg, uri: str, sweep: str) -> StudyReport:
             if a is not None:
                 assignments[r] = a
         add_redraws(ctx, assignments)
+        add_caps(ctx, assignments)
     how = {"bca": f"song bootstrap, BCa, {n_boot} resamples", "percentile": f"song bootstrap, percentile, {n_boot} resamples",
            "jackknife": "leave-one-song-out jackknife"}
-    fill = dict(ci=_ci_label(level), n_boot=n_boot, how_acc=how[resolve_method(method, "accuracy")], how_other=how[resolve_method(method, "nmi")])
+    fill = dict(ci=_ci_label(level), n_boot=n_boot, how_acc=how[resolve_method(method, "accuracy")], how_other=how[resolve_method(method, "nmi")],
+                group=group, covariance=ctx.covariance or "–", heldout=_heldout_how(ctx))
+    fill = {key: v.replace("song", group) if key.startswith("how") else v for key, v in fill.items()}  # the unit resampled
     tables = {}
     for name, build in TABLES.items():
         numbers = NUMERIC_CSV[name](ctx) if name in NUMERIC_CSV else None
@@ -392,6 +450,42 @@ def report(runs: list[dict], *, cfg, uri: str, sweep: str) -> StudyReport:
     return StudyReport(key="table1", source_experiment="clustering", tables=tables, notes=ctx.notes, n_runs=len(df),
                        summary=f"sweep {sweep}: {len(df)} finished runs ({failed} not finished), "
                                f"dataset(s) {', '.join(sorted(df.dataset.dropna().unique()))}")
+
+
+def add_caps(ctx: ReportContext, assignments: dict[str, pd.DataFrame]) -> None:
+    """``ctx.caps`` (k -> :func:`accuracy_cap` of the songs' genre sizes) and a note with the caps and the held-out ceilings."""
+    if not assignments:
+        return
+    counts = next(iter(assignments.values()))["genre"].value_counts().to_numpy()
+    ks = sorted(int(k) for k in ctx.df["k"].dropna().unique())
+    ctx.caps = {k: accuracy_cap(counts, k) for k in ks}
+    capped = {k: c for k, c in ctx.caps.items() if c < 1}
+    if capped:
+        ctx.notes.append("cap: k clusters matched one-to-one to genres get at most the songs of the k largest genres right: "
+                         + ", ".join(f"k = {k} -> {c:.2f}" for k, c in capped.items())
+                         + f" ({len(counts)} genres of {counts.min()}" + (f"-{counts.max()}" if counts.max() > counts.min() else "")
+                         + " songs each)")
+    if "accuracy_heldout_ceiling" in ctx.df:
+        ceil = ctx.df.groupby("k")["accuracy_heldout_ceiling"].mean().dropna()
+        if not ceil.empty:
+            ctx.notes.append(f"held-out ceiling: the best any clustering can score on the {ctx.group}-disjoint halves "
+                             f"(a genre whose {ctx.group}s all fall in one half cannot be right in the other): "
+                             + ", ".join(f"k = {int(k)} -> {v:.2f}" for k, v in ceil.items()))
+
+
+def _covariance(runs: list[dict], *, ctx_df: pd.DataFrame) -> str:
+    """The covariance_type tag(s) of the finished GMM runs ("full", "spherical", "full + spherical")."""
+    keep = set(ctx_df.run_id) if "run_id" in ctx_df else set()
+    found = sorted({r["tags"].get("covariance_type", "full (before the tag)") for r in runs
+                    if r["run_id"] in keep and r["tags"].get("clusterer") == "gmm"})
+    return " + ".join(found)
+
+
+def _heldout_how(ctx: ReportContext) -> str:
+    if "accuracy_heldout" not in ctx.df:
+        return "not logged by these runs"
+    return "mean over splits; mean (std) over seeds and the interval of the seed mean over the same resamples" if ctx.redraws \
+        else "mean over splits; mean (std) over seeds"
 
 
 def write_tables(ctx: ReportContext, out: Path) -> dict[str, Path]:

@@ -30,8 +30,9 @@ def probe(reader, cfg: DictConfig) -> Section:
     for r in runs:
         m, label = r["metrics"], run_label(r["tags"])
         best = max(clustering.get(label, [np.nan]))
+        ci = (f"[{m['probe_accuracy_ci_lo']:.3f}, {m['probe_accuracy_ci_hi']:.3f}]" if "probe_accuracy_ci_lo" in m else "–")
         rows.append({"model": label, "protocol": r["tags"].get("probe_protocol", ""),
-                     "probe accuracy": f"{m.get('probe_accuracy', np.nan):.3f}",
+                     "probe accuracy": f"{m.get('probe_accuracy', np.nan):.3f}", "95 % CI": ci,
                      "fold std": f"{m['probe_accuracy_std']:.3f}" if "probe_accuracy_std" in m else "–",
                      "balanced": f"{m.get('probe_balanced_accuracy', np.nan):.3f}",
                      "chance": f"{m.get('chance_accuracy', np.nan):.3f}", "test songs": int(m.get("n_test", 0)),

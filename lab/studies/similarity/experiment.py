@@ -5,7 +5,9 @@ configured dataset (through the cache); songs are aligned by clip id (only songs
 embedded are kept, and how many were dropped is logged); then for each measure of
 ``experiment.measures`` (``linear_cka`` default, ``rbf_cka``, ``procrustes``; see
 :mod:`lab.studies.similarity.cka`) every pair of models is compared, with a basic bootstrap interval over
-songs (``experiment.n_boot`` resamples, one resample shared by all pairs) and a permutation null
+artists (``experiment.group``: all songs of an artist redrawn together, the recording where the
+artist is unknown; ``recording`` resamples songs as before; ``experiment.n_boot`` resamples, one
+resample shared by all pairs) and a permutation null
 (``experiment.n_perm`` shuffles: the value unrelated spaces reach on these songs and widths).
 
 Artifacts per measure: ``<measure>.png`` (models × models heat map with intervals),
@@ -30,6 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lab.core.compose import CONF_DIR
 from lab.core.errors import LabError
+from lab.datasets import clip_groups
 from lab.extract.pipeline import build_dataset, build_model, dataset_for, embed, log_embedded
 from lab.models import REGISTRY
 from lab.models.protocol import model_label
@@ -189,6 +192,7 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
     measures = [ex.measures] if isinstance(ex.measures, str) else list(ex.measures)
     ms = [similarity.measure(name, sigma=float(ex.rbf_sigma), k=ex.get("knn_k", 10)) for name in measures]
     n_boot, n_perm, ci = int(ex.n_boot), int(ex.n_perm), float(ex.ci)
+    clip_groups([], str(ex.get("group", "artist")))  # a bad unit stops here, before any model is loaded
     if not 0 < ci < 1:
         raise LabError(f"experiment.ci={ci} must be between 0 and 1 (e.g. 0.95)")
     dataset = quiet = None  # decoded only for models that embed audio (an embeddings file brings its own items)
@@ -216,11 +220,15 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
         row = {cid: r for r, cid in enumerate(embs[spec].ids)}
         spaces.append(np.asarray(embs[spec].X)[[row[i] for i in ids]])
     labels = [s.label for s in specs]
-    tracker.set_tags({"models": ",".join(labels), "measures": ",".join(measures), "n_songs": len(ids)})
+    # the clips of the audio dataset where there is one (they know their artists), else the first file's items
+    by_id = {c.id: c for c in (dataset.clips if dataset is not None else embs[specs[0]].clips)}
+    unit = str(ex.get("group", "artist"))
+    groups = clip_groups([by_id[i] for i in ids], unit)  # the bootstrap redraws artists (or recordings) whole
+    tracker.set_tags({"models": ",".join(labels), "measures": ",".join(measures), "n_songs": len(ids), "group": unit})
     scores: dict[str, float] = {"n_songs": float(len(ids)), "n_models": float(len(specs))}
     for m in ms:
         log.info("%s between %d models on %d songs (%d bootstrap resamples, %d permutations)", m.label, len(specs), len(ids), n_boot, n_perm)
-        res = similarity.similarity_matrix(spaces, m, n_boot=n_boot, n_perm=n_perm, seed=int(cfg.seed))
+        res = similarity.similarity_matrix(spaces, m, n_boot=n_boot, n_perm=n_perm, seed=int(cfg.seed), groups=groups)
         lo, hi = res.interval(ci) if n_boot else (np.full_like(res.value, np.nan),) * 2
         q = 100 * ci if m.higher_is_similar else 100 * (1 - ci)  # the chance level a real similarity must beat
         rows = []
@@ -238,7 +246,7 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
         chance = np.percentile(res.null, q, axis=0) if n_perm else None  # (k, k): what shuffled pairings reach
         where = dataset.name if dataset is not None else ", ".join(sorted({e.clips[0].path.rsplit("/", 1)[-1] for e in embs.values()}))
         title = (f"{m.label} of song embeddings, {where} ({len(ids)} songs)\n"
-                 f"cells: value [{ci:.0%} basic bootstrap interval over songs, {n_boot} resamples]"
+                 f"cells: value [{ci:.0%} basic bootstrap interval over {unit}s, {n_boot} resamples]"
                  + (f"; chance = {q:g}th percentile of {n_perm} shuffled pairings" if n_perm else ""))
         tracker.log_figure(plots.similarity_heatmap(res.value, labels, title=title, label=m.label, lo=lo, hi=hi,
                                                     higher_is_similar=m.higher_is_similar, vmax=vmax, chance=chance,
