@@ -148,7 +148,7 @@ def test_multirun_script_skips_missing_checkpoints_and_prints_the_table(tmp_path
     need(GTZAN_MINI)
     p = subprocess.run(["bash", str(ROOT / "multirun.sh"), "dataset=gtzan", f"dataset.root={GTZAN_MINI}",
                         f"paths.mlruns={tmp_path}/mlruns", f"paths.cache={tmp_path}/cache", f"hydra.sweep.dir={tmp_path}/multirun"],
-                       env=_env(PYTHON=sys.executable, SEEDS="2", MODELS="crnn hcnn", SWEEP_ID="script-test", TRANSFORMS="0", JOBS="2"),
+                       env=_env(PYTHON=sys.executable, SEEDS="2", MODELS="crnn hcnn", SWEEP_ID="script-test", TRANSFORMS="0", BASELINES="0", JOBS="2"),
                        capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     assert "skipping model=hcnn: no checkpoint" in p.stdout
