@@ -10,10 +10,11 @@
 #   JOBS=1 bash multirun.sh ...        # one job at a time (default: one per CPU core)
 #
 # Budgets (BUDGET=standard is the default):
-#   standard  every model with a checkpoint x {kmeans, gmm} x {7, 10} clusters x seeds 0..SEEDS-1 (SEEDS=5),
-#             cluster_scores per model, Table 1, then the transforms study (Table 2)
-#   quick     the same with SEEDS=2, plus the random-weights FCN baseline, FCN from the other training
-#             corpora, one 200-step dream (disco) per model, out-of-domain sets (OOD=...), CKA, probe
+#   standard  every model with a checkpoint, and the baselines (handcrafted features, random-weights
+#             FCN; BASELINES=0 leaves them out), x {kmeans, gmm} x {7, 10} clusters x seeds 0..SEEDS-1
+#             (SEEDS=5), cluster_scores per model, Table 1, then the transforms study (Table 2)
+#   quick     the same with SEEDS=2, plus FCN from the other training corpora, one 200-step dream
+#             (disco) per model, out-of-domain sets (OOD=...), CKA, probe
 #   full      the paper's protocol: SEEDS=10, every genre dreamed for 10 000 steps, the rest as quick
 # Models without a checkpoint are skipped with one line (never run with random weights by accident).
 # Clustering jobs run on the embeddings cluster_scores cached, JOBS at a time (joblib workers; a
@@ -30,12 +31,12 @@ cd "$(dirname "$0")"
 overrides=()
 for arg in "$@"; do
   case "$arg" in
-    SEEDS=*|MODELS=*|SWEEP_ID=*|PYTHON=*|JOBS=*|TRANSFORMS=*|BUDGET=*|OOD=*) export "${arg%%=*}=${arg#*=}" ;;
+    SEEDS=*|MODELS=*|SWEEP_ID=*|PYTHON=*|JOBS=*|TRANSFORMS=*|BUDGET=*|OOD=*|BASELINES=*) export "${arg%%=*}=${arg#*=}" ;;
     LAB_*=*|MLFLOW_TRACKING_URI=*) export "${arg%%=*}=${arg#*=}" ;;  # what the lab itself reads
     [A-Z]*=*)
       name=${arg%%=*}
       if [[ "$name" =~ ^[A-Z][A-Z0-9_]*$ ]]; then
-        echo "multirun.sh: $name is not a setting of multirun.sh (BUDGET, SEEDS, MODELS, JOBS, SWEEP_ID, TRANSFORMS, OOD, PYTHON) nor a Hydra override (those are lower-case, e.g. seed=1); an environment variable goes before the command: $arg bash multirun.sh ..." >&2
+        echo "multirun.sh: $name is not a setting of multirun.sh (BUDGET, SEEDS, MODELS, JOBS, SWEEP_ID, TRANSFORMS, BASELINES, OOD, PYTHON) nor a Hydra override (those are lower-case, e.g. seed=1); an environment variable goes before the command: $arg bash multirun.sh ..." >&2
         exit 2
       fi
       overrides+=("$arg") ;;
@@ -102,30 +103,30 @@ launcher=()
 if [[ "$JOBS" -gt 1 && " $* " != *" hydra/launcher="* ]]; then
   launcher=(hydra/launcher=joblib "hydra.launcher.n_jobs=$JOBS")
 fi
-njobs=$(( ($(tr -cd , <<<"$models" | wc -c) + 1) * 4 * SEEDS ))
-echo "multirun.sh: models $models; cluster_scores (extracts each model's embeddings once)"
-$PY -m lab experiment=cluster_scores model="$models" sweep_id="$SWEEP" "$@" -m
+# Baselines beside the taggers in every table (BASELINES=0 leaves them out): the classic GTZAN
+# features (model=handcrafted) go through the same sweeps; the random-weights FCN, what the
+# architecture gives without training, is a sweep of its own (model.pretrained=false).
+base=""
+[[ "${BASELINES:-1}" != 0 ]] && base=",handcrafted"
+njobs=$(( ($(tr -cd , <<<"$models$base" | wc -c) + 1) * 4 * SEEDS ))
+echo "multirun.sh: models $models${base}; cluster_scores (extracts each model's embeddings once)"
+$PY -m lab experiment=cluster_scores model="$models$base" sweep_id="$SWEEP" "$@" -m
 echo "multirun.sh: $njobs clustering jobs, $JOBS at a time, on the cached embeddings"
 # experiment.listen_map=0: the listening page (3 MB, ~0.3 s) for the seed-0 run of each cell only
-$PY -m lab experiment=clustering model="$models" clusterer=kmeans,gmm cluster_count=seven,ten seed="$seeds" \
+$PY -m lab experiment=clustering model="$models$base" clusterer=kmeans,gmm cluster_count=seven,ten seed="$seeds" \
     experiment.listen_map=0 sweep_id="$SWEEP" embed.progress=false ${launcher[@]+"${launcher[@]}"} "$@" -m
-if [[ "$BUDGET" == standard ]]; then
-  $PY -m lab.report --sweep-id "$SWEEP" "$@"
-fi
-
-# ---- Baselines and the other training corpora (quick, full) -------------------------------------
-# The random-weights FCN: what the architecture alone gives; FCN trained on MagnaTagATune and the
-# Million Song Dataset: what the corpus changes. Both land in the same Table 1, as their own rows.
-if [[ "$BUDGET" != standard ]]; then
-  echo "multirun.sh: baselines (random-weights fcn) and fcn from the other corpora"
+if [[ -n "$base" ]]; then
+  echo "multirun.sh: baseline: random-weights fcn"
   $PY -m lab experiment=clustering model=fcn model.pretrained=false clusterer=kmeans,gmm cluster_count=seven,ten seed="$seeds" \
       experiment.listen_map=false sweep_id="$SWEEP" embed.progress=false ${launcher[@]+"${launcher[@]}"} "$@" -m
-  if [[ ",$models," == *",fcn,"* ]]; then
-    $PY -m lab experiment=clustering model=fcn model.corpus=mtat,msd clusterer=kmeans cluster_count=ten seed="$seeds" \
-        experiment.listen_map=false sweep_id="$SWEEP" embed.progress=false ${launcher[@]+"${launcher[@]}"} "$@" -m
-  fi
-  $PY -m lab.report --sweep-id "$SWEEP" "$@"
 fi
+# FCN trained on MagnaTagATune and the Million Song Dataset (quick, full): what the corpus changes.
+if [[ "$BUDGET" != standard && ",$models," == *",fcn,"* ]]; then
+  echo "multirun.sh: fcn from the other training corpora"
+  $PY -m lab experiment=clustering model=fcn model.corpus=mtat,msd clusterer=kmeans cluster_count=ten seed="$seeds" \
+      experiment.listen_map=false sweep_id="$SWEEP" embed.progress=false ${launcher[@]+"${launcher[@]}"} "$@" -m
+fi
+$PY -m lab.report --sweep-id "$SWEEP" "$@"
 
 # ---- The transforms study (section 3.2.1, Table 2), after the clustering study above ----------
 # Every model with a checkpoint x {pitch, tempo} x 1.5 x six transforms, one MLflow run each; the
@@ -149,12 +150,12 @@ if [[ "$BUDGET" != standard ]]; then
   else
     echo "multirun.sh: no out-of-domain sets (OOD=\"name=folder ...\"); Figure 5 stays empty"
   fi
-  sim="[${models}]"
-  [[ ",$models," == *",fcn,"* ]] && sim="[${models},fcn@mtat,fcn@msd]"
+  sim="[${models}${base}]"
+  [[ ",$models," == *",fcn,"* ]] && sim="[${models}${base},fcn@mtat,fcn@msd]"
   echo "multirun.sh: similarity between $sim"
   $PY -m lab experiment=similarity "experiment.models=$sim" ${SIM[@]+"${SIM[@]}"} sweep_id="$SWEEP" embed.progress=false "$@"
   echo "multirun.sh: linear probe, models $models"
-  $PY -m lab experiment=probe model="$models" sweep_id="$SWEEP" embed.progress=false "$@" -m
+  $PY -m lab experiment=probe model="$models$base" sweep_id="$SWEEP" embed.progress=false "$@" -m
 fi
 
 # ---- The whole study as one document ------------------------------------------------------------

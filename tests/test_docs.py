@@ -24,7 +24,7 @@ import pytest
 from conftest import ROOT
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
-MULTIRUN_SETTINGS = {"BUDGET", "SEEDS", "MODELS", "JOBS", "SWEEP_ID", "TRANSFORMS", "OOD", "PYTHON"}
+MULTIRUN_SETTINGS = {"BUDGET", "SEEDS", "MODELS", "JOBS", "SWEEP_ID", "TRANSFORMS", "BASELINES", "OOD", "PYTHON"}
 
 
 def commands(page: Path) -> list[str]:

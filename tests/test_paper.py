@@ -110,6 +110,7 @@ def test_quick_budget_on_gtzan_mini_gives_a_page_that_plays_in_chromium(tmp_path
     env = {k: v for k, v in __import__("os").environ.items() if k not in ("MLFLOW_TRACKING_URI", "LAB_CACHE_DIR", "SWEEP_ID")}
     env.update(PYTHONPATH=str(ROOT), PYTHON=sys.executable)
     store = [f"paths.mlruns={tmp_path}/mlruns", f"paths.cache={tmp_path}/cache", f"++paths.derived={tmp_path}/derived",
+             f"paths.reports={tmp_path}/reports",
              f"hydra.sweep.dir={tmp_path}/multirun"]
     p = subprocess.run(["bash", str(ROOT / "multirun.sh"), "BUDGET=quick", "MODELS=fcn", "SEEDS=1", "SWEEP_ID=quick-test",
                         f"OOD=carnatic={CARNATIC}", "dataset=gtzan", f"dataset.root={GTZAN_MINI}", *store],

@@ -76,7 +76,7 @@ def test_report_builds_the_seed_variance_table(compose_cfg, tmp_path, capsys):
     assert md[0] == ("| # Clusters | Model | K-Means | K-Means 95 % CI | K-Means held-out | K-Means held-out 95 % CI | GMM | GMM 95 % CI"
                      " | GMM held-out | GMM held-out 95 % CI | seeds |")
     row = md[2].split(" | ")
-    assert row[0] == "| 7" and row[1] == "Sample level" and row[-1] == "2 |"
+    assert row[0] == "| 7" and row[1] == "Sample level (random)" and row[-1] == "2 |"  # random weights: a row of their own
     assert all("(" in row[i] and "n=1" not in row[i] for i in (2, 4, 6, 8))  # mean (std), in-sample and held-out
     assert all(row[i].startswith("[") for i in (3, 5, 7, 9))  # [lo, hi]
     one = md[3].split(" | ")
@@ -140,7 +140,7 @@ def test_sweep_runs_unchanged_against_a_remote_tracking_server(tmp_path, mlflow_
     rep = subprocess.run([sys.executable, "-m", "lab.report", "--out", str(tmp_path / "rep")], cwd=tmp_path,
                          env=_env(MLFLOW_TRACKING_URI=mlflow_server), capture_output=True, text=True, timeout=300)
     assert rep.returncode == 0, rep.stderr[-2000:]
-    assert "| 7 | Sample level |" in rep.stdout
+    assert "| 7 | Sample level (random) |" in rep.stdout
 
 
 @pytest.mark.slow
@@ -148,7 +148,7 @@ def test_multirun_script_skips_missing_checkpoints_and_prints_the_table(tmp_path
     need(GTZAN_MINI)
     p = subprocess.run(["bash", str(ROOT / "multirun.sh"), "dataset=gtzan", f"dataset.root={GTZAN_MINI}",
                         f"paths.mlruns={tmp_path}/mlruns", f"paths.cache={tmp_path}/cache", f"hydra.sweep.dir={tmp_path}/multirun"],
-                       env=_env(PYTHON=sys.executable, SEEDS="2", MODELS="crnn hcnn", SWEEP_ID="script-test", TRANSFORMS="0", JOBS="2"),
+                       env=_env(PYTHON=sys.executable, SEEDS="2", MODELS="crnn hcnn", SWEEP_ID="script-test", TRANSFORMS="0", BASELINES="0", JOBS="2"),
                        capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     assert "skipping model=hcnn: no checkpoint" in p.stdout

@@ -55,7 +55,7 @@ EXPERIMENT_OPTIONS = {
 
 def validate(cfg: DictConfig) -> None:
     """Raise :class:`LabError` with one sentence on the first bad value in ``cfg``."""
-    from lab.models import REGISTRY, model_info
+    from lab.models import KINDS, REGISTRY, model_info
     from lab.models.weights import check_corpus
 
     _int(cfg.seed, "seed", 0)
@@ -67,15 +67,20 @@ def validate(cfg: DictConfig) -> None:
     if "k_min" in cfg.experiment and "k_max" in cfg.experiment and cfg.experiment.k_max < cfg.experiment.k_min:
         raise LabError(f"experiment.k_max={cfg.experiment.k_max} must be at least experiment.k_min={cfg.experiment.k_min}")
     m = cfg.get("model")
-    if m is not None:
-        if m.name not in REGISTRY:
-            raise LabError(f"model={m.name!r} is unknown; choose one of {', '.join(REGISTRY)}")
+    tagger = m is not None and m.name in REGISTRY
+    if m is not None and tagger:
         _bool(m.pretrained, "model.pretrained")
         check_corpus(m.name, m.get("corpus", "jamendo"))
         info = model_info(m.name)
         for key in ("sample_rate", "input_length", "embedding_dim"):
             if m.get(key) is not None and m[key] != getattr(info, key):
                 raise LabError(f"model.{key}={m[key]} disagrees with the {m.name} architecture ({getattr(info, key)}); remove the override")
+    elif m is not None:
+        # the other kinds (lab/models/protocol.py) check their own options when built (lab.app.task.preflight)
+        if not m.get("_target_"):
+            raise LabError(f"model={m.name!r} is unknown; choose one of {', '.join((*REGISTRY, *KINDS))}")
+        if m.get("pretrained") is not None:
+            _bool(m.pretrained, "model.pretrained")
     d = cfg.get("dataset")
     if d is not None:
         if "min_seconds" in d:
@@ -110,4 +115,7 @@ def validate(cfg: DictConfig) -> None:
 
     parse_backend(e.get("backend") or "auto")
     parse_precision(e.get("precision") or "fp32")
+    if m is not None and not tagger and (e.get("precision") or "fp32") != "fp32":
+        raise LabError(f"embed.precision={e.precision} (fast mode) is checked against the lab's taggers only; "
+                       f"model={m.name} runs in fp32: drop the override")
     parse_shard(e.get("shard"))

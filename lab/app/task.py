@@ -3,8 +3,9 @@
 ``main(cfg)`` is what ``python -m lab`` calls for every Hydra job:
 
 1. :func:`lab.app.config.validate` checks every value, and :func:`preflight` checks what can be known
-   before any work (the dataset's folder and files, the checkpoint, k against the number of
-   songs, the clusterer's options), so a mistake costs one sentence and no MLflow run;
+   before any work (the dataset's folder and files, the checkpoint or the user's model and what it
+   returns, what the experiment needs from the model — ``experiment.needs`` —, k against the number
+   of songs, the clusterer's options), so a mistake costs one sentence and no MLflow run;
 2. with an explicit ``sweep_id``, a job whose exact config already FINISHED in that sweep is
    skipped (an interrupted sweep re-run with the same id resumes where it stopped);
 3. the experiment named by ``experiment.run`` runs inside one MLflow run.
@@ -36,13 +37,18 @@ FAILURES = "failed_jobs.jsonl"  # in the sweep folder: one line per failed job (
 
 def preflight(cfg: DictConfig) -> None:
     """Raise :class:`LabError` for what is wrong before any audio is read or any run is opened."""
-    from lab.extract.pipeline import build_dataset, build_model
+    from lab.extract.pipeline import build_dataset, build_model, check_needs, dataset_for
     from lab.stats.clusterers import build_clusterer, check_k
 
     groups = set(cfg.experiment.get("groups") or [])
-    dataset = build_dataset(cfg.dataset) if "dataset" in groups else None
+    # an embeddings file brings its own items (the dataset group is not used): read it before the dataset
+    own_items = "model" in groups and cfg.model.get("name") == "embeddings"
+    dataset = build_dataset(cfg.dataset) if "dataset" in groups and not own_items else None
     if "model" in groups:
-        build_model(cfg)  # checkpoint present, official and fitting; kept for the experiment (memoised)
+        loaded = build_model(cfg)  # checkpoint present, official and fitting; kept for the experiment (memoised)
+        check_needs(cfg, loaded)  # audio, gradients, labels, tags the experiment needs and the model lacks: one sentence
+        if own_items:
+            dataset = dataset_for(cfg, loaded)
     if "clusterer" in groups:
         build_clusterer(cfg.clusterer)
     if "cluster_count" in groups and dataset is not None and cfg.cluster_count.get("k") is not None:

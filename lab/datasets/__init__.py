@@ -11,11 +11,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from lab.core.errors import LabError
 from lab.core.registry import instantiate_group
-from lab.datasets.base import GROUP_UNITS, Clip, Dataset, clip_groups
+from lab.datasets.base import GROUP_UNITS, Clip, Dataset, ItemsDataset, clip_groups
 from lab.datasets.derived import CompositeDataset, ExcerptDataset, TransformedDataset
 
-__all__ = ["GROUP_UNITS", "Clip", "CompositeDataset", "Dataset", "ExcerptDataset", "TransformedDataset", "build_dataset",
-           "clip_groups"]
+__all__ = ["GROUP_UNITS", "Clip", "CompositeDataset", "Dataset", "ExcerptDataset", "ItemsDataset", "TransformedDataset",
+           "build_dataset", "clip_groups"]
 
 PATH_KEYS = ("root", "split_dir")  # config keys holding paths, resolved like Hydra's outputs
 

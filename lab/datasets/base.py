@@ -60,6 +60,8 @@ class Dataset:
     notes: list[str] = field(default_factory=list)
     root: str = ""  # where the audio lives (shown as the dataset's source in MLflow)
 
+    has_audio = True  # False for items known only by their vectors (ItemsDataset)
+
     @property
     def labels(self) -> list[str]:
         """Sorted distinct labels."""
@@ -84,6 +86,21 @@ class Dataset:
         sub = copy.copy(self)
         sub.clips = [self.clips[i] for i in indices]
         return sub
+
+
+class ItemsDataset(Dataset):
+    """Items known only by id, label and a vector computed elsewhere (an embeddings file): no audio.
+
+    ``clip.path`` is the file the items come from; ``clip.part`` names an item's out-of-domain set.
+    """
+
+    has_audio = False
+
+    def load(self, clip: Clip, sr: int) -> np.ndarray:
+        raise LabError(f"item {clip.id!r} of {self.name} comes from an embeddings file ({clip.path}); it has no audio")
+
+    def fingerprint(self, clip: Clip) -> str:
+        return f"items:{clip.path}:{clip.id}"
 
 
 GROUP_UNITS = ("artist", "recording")

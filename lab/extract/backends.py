@@ -344,6 +344,13 @@ def load_backend(
     name = model.info.name
     want = AUTO_BACKEND.get(name, "torch") if requested == "auto" else requested
     reason = ""
+    if not isinstance(model, Tagger):
+        # the export splits a tagger at its spectrogram front end and is checked against the golden
+        # tolerance; a user's model (lab.models.protocol) has neither, so it runs on PyTorch as given
+        if requested not in ("auto", "torch"):
+            log.warning("model=%s: embed.backend=%s applies to the lab's taggers; running PyTorch", name, requested)
+            reason = f"{requested} applies to the lab's taggers only; model {name} runs on PyTorch"
+        return None, BackendChoice(requested, "torch", torch.__version__, precision, reason)
     if want != "torch" and device != "cpu":
         want = "torch"
         if requested != "auto":

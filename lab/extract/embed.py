@@ -30,7 +30,7 @@ from lab.datasets.base import Clip, Dataset
 from lab.extract.cache import EmbeddingCache, cache_key
 from lab.extract.inference import InferenceEngine
 from lab.extract.windows import frame_windows
-from lab.models.base import Tagger
+from lab.models.protocol import EmbeddingModel
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,7 @@ class Embeddings:
     issues: list[ClipIssue] = field(default_factory=list)
     hits: int = 0
     misses: int = 0
+    scaling: tuple[np.ndarray, np.ndarray] | None = None  # (mean, std) X was standardised with, if it was
 
     @property
     def labels(self) -> np.ndarray:
@@ -104,7 +105,8 @@ class Embeddings:
         kept = {self.clips[i].id for i in idx}
         return Embeddings(X=self.X[idx], tags=self.tags[idx], clips=[self.clips[i] for i in idx],
                           windows=[self.windows[i] for i in idx], window_tags=[self.window_tags[i] for i in idx],
-                          issues=[i for i in self.issues if i.clip.id in kept], hits=self.hits, misses=self.misses)
+                          issues=[i for i in self.issues if i.clip.id in kept], hits=self.hits, misses=self.misses,
+                          scaling=self.scaling)
 
 
 def _prefetch(it: Iterator, depth: int = 2) -> Iterator:
@@ -142,7 +144,7 @@ class _Item:
         return sum(len(e) for e in self.emb) == len(self.windows)
 
 
-def _decode(dataset: Dataset, indices: Iterable[int], sr: int, length: int) -> Iterator[_Item]:
+def _decode(dataset: Dataset, indices: Iterable[int], sr: int, length: int | None) -> Iterator[_Item]:
     """Decode and window each clip; rejected audio becomes an item with a SKIPPED issue."""
     for i in indices:
         clip = dataset.clips[i]
@@ -153,7 +155,7 @@ def _decode(dataset: Dataset, indices: Iterable[int], sr: int, length: int) -> I
             continue
         w, pad = frame_windows(y, length)
         issue = ClipIssue(clip, IssueKind.PADDED, "shorter_than_window",
-                          f"{len(y) / sr:.1f} s is shorter than one {length / sr:.1f}-s window; zero-padded") if pad else None
+                          f"{len(y) / sr:.1f} s is shorter than one {length / sr:.1f}-s window; zero-padded") if pad and length else None
         yield _Item(i, windows=w, issue=issue)
 
 
@@ -209,7 +211,7 @@ class _Batcher:
 
 def extract(
     dataset: Dataset,
-    model: Tagger,
+    model: EmbeddingModel,
     *,
     weights_id: str,
     cache_dir: str | os.PathLike | None,
@@ -230,7 +232,9 @@ def extract(
     last window is back. Returns per-clip means and per-window arrays, aligned with the usable clips
     in dataset order. ``backend`` (auto, torch, onnxruntime, openvino) and ``precision`` (fp32, or
     bf16 = fast mode, cached apart) choose how windows run (:mod:`lab.extract.backends`); exported graphs
-    are cached under ``cache_dir/graphs``.
+    are cached under ``cache_dir/graphs``. ``model`` is any :class:`~lab.models.protocol.EmbeddingModel`;
+    ``weights_id`` is its identity (checkpoint SHA-256, ``random-<seed>`` or a user model's digest); a
+    model taking whole clips (``info.input_length=None``) gets one clip per batch.
     """
     info = model.info
     cache = EmbeddingCache(cache_dir, info.name) if cache_dir else None
@@ -238,7 +242,9 @@ def extract(
     # by up to 7.7e-3 on the spectrogram models (cosine >= 0.99998), outside the golden tolerance.
     dev = str(device).split(":")[0]
     variant = precision if dev == "cpu" else f"{precision}@{dev}"
-    facts = {"model": info.name, "weights_id": weights_id, "sample_rate": info.sample_rate, "input_length": info.input_length}
+    # "whole" for a model taking whole clips: an entry's facts must be plain arrays (None would need pickle to read back)
+    facts = {"model": info.name, "weights_id": weights_id, "sample_rate": info.sample_rate,
+             "input_length": info.input_length if info.input_length is not None else "whole"}
     keys: list[str | None] = [None] * len(dataset.clips)
     out: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # clip index -> (window embeddings, window tags)
     issues: dict[int, ClipIssue] = {}

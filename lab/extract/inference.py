@@ -135,7 +135,10 @@ def optimize_for_inference(model: Tagger, *, channels_last: bool = False, check:
 
 
 class InferenceEngine:
-    """Runs a tagger over (n, input_length) float32 windows; a context manager owning the workers.
+    """Runs a model over (n, input_length) float32 windows; a context manager owning the workers.
+
+    Any :class:`~lab.models.protocol.EmbeddingModel` runs; the optimized copy, the exported backends
+    and bf16 apply to the taggers (:class:`~lab.models.base.Tagger`), the others run as given.
 
     ``batch_size`` / ``channels_last`` / ``workers`` left as ``None`` take the model's entry of
     ``DEFAULT_KNOBS``. ``workers`` > 1 runs batches on that many threads; while the engine is open
@@ -143,11 +146,12 @@ class InferenceEngine:
     restored on exit. ``optimize=False`` runs ``model`` itself.
     """
 
-    def __init__(self, model: Tagger, *, batch_size: int | None = None, workers: int | None = None,
+    def __init__(self, model, *, batch_size: int | None = None, workers: int | None = None,
                  channels_last: bool | None = None, optimize: bool = True, device: str = "cpu",
                  backend: str = "torch", precision: str = "fp32", weights_id: str | None = None,
                  graph_dir: str | os.PathLike | None = None) -> None:
         knobs = DEFAULT_KNOBS.get(model.info.name, InferenceKnobs())
+        tagger = isinstance(model, Tagger)  # other models (lab.models.protocol) run as given, on PyTorch
         self.device = torch.device(device)
         on_cpu = self.device.type == "cpu"
         if self.device.type == "cuda" and not torch.cuda.is_available():
@@ -160,6 +164,8 @@ class InferenceEngine:
             torch.backends.cuda.matmul.allow_tf32 = False
         # An accelerator wants big batches from one thread; the CPU knobs were measured for cores.
         self.batch_size = (knobs.batch_size if on_cpu else 16) if batch_size is None else batch_size
+        if model.info.input_length is None:
+            self.batch_size = 1  # whole clips differ in length: one clip per batch
         budget = torch.get_num_threads()
         self.workers = workers or (knobs.workers or max(1, min(budget, MAX_AUTO_WORKERS)) if on_cpu else 1)
         for what, v in (("batch_size", self.batch_size), ("workers", self.workers)):
@@ -167,14 +173,14 @@ class InferenceEngine:
                 raise ValueError(f"{what}={v!r} must be a positive integer")
         self.threads_per_worker = max(1, budget // self.workers) if self.workers > 1 else budget
         self.channels_last = knobs.channels_last if channels_last is None else channels_last
-        self.optimized = optimize
+        self.optimized = optimize and tagger  # BatchNorm folding follows the zoo's naming: taggers only
         # An exported graph (ONNX Runtime / OpenVINO) where the backend asks for one and passes the
         # probe check; else PyTorch: the optimized copy (or the model), maybe under bf16 autocast.
         runner, self.choice = load_backend(model, weights_id=weights_id or "unknown", backend=backend,
                                            precision=precision, cache_dir=graph_dir, threads=self.threads_per_worker,
                                            streams=self.workers, device=self.device.type)
         if runner is None:
-            runner = optimize_for_inference(model, channels_last=self.channels_last) if optimize else model
+            runner = optimize_for_inference(model, channels_last=self.channels_last) if self.optimized else model
             if not on_cpu:
                 runner = runner.to(self.device)
             if self.precision == "bf16":
@@ -215,7 +221,9 @@ class InferenceEngine:
         with torch.inference_mode():  # thread-local: every worker enters it itself
             x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
             e, t = self.model.embed_and_tag(x)
-        return e.float().cpu().numpy(), t.float().cpu().numpy()
+        e = e.float().cpu().numpy()
+        # a model without tags (lab.models.protocol) gives None: zero tag columns, so clips still concatenate
+        return e, (t.float().cpu().numpy() if t is not None else np.zeros((len(e), 0), np.float32))
 
     def submit(self, batch: np.ndarray) -> Future:
         """Start one batch; on a worker when the engine is open with workers > 1, else right away."""

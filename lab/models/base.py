@@ -15,19 +15,24 @@ from torch import nn
 
 @dataclass(frozen=True)
 class TaggerSpec:
-    """Facts about one tagger; mirrored by ``conf/model/<name>.yaml``."""
+    """Facts about one model; for the taggers mirrored by ``conf/model/<name>.yaml``.
 
-    name: str
+    Every model of the lab (:class:`lab.models.protocol.EmbeddingModel`) carries one as ``info``;
+    ``input_length=None`` means the model takes each clip whole (one variable-length window).
+    """
+
+    name: str  # also the model's folder in the embedding cache
     sample_rate: int  # Hz
-    input_length: int  # samples per window
+    input_length: int | None  # samples per window; None = the whole clip
     embedding_dim: int
-    paper: str
+    paper: str = ""
 
 
 class Tagger(nn.Module):
     """Base class. Subclasses set ``info`` and implement :meth:`forward_features`."""
 
     info: TaggerSpec
+    differentiable = True  # gradients reach the waveform (the dream needs them)
 
     def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """x: (B, input_length) float32 -> {"embedding": (B, dim), "tags": (B, 50)}.

@@ -9,7 +9,7 @@
 The command knows no study: ``conf/experiment/<name>.yaml`` names the study's report function in
 ``experiment.report`` (``report(runs, *, cfg, uri, sweep) -> StudyReport``, see
 :mod:`lab.stats.tables`), which builds the tables from the sweep's runs. Files go to ``--out``
-(default ``reports/<sweep id>/``) and into one summary run per sweep and study in the MLflow
+(default ``<paths.reports>/<sweep id>/``, ``reports/`` unless set) and into one summary run per sweep and study in the MLflow
 experiment ``report``; re-running updates that run, or leaves it alone when nothing changed.
 """
 
@@ -32,6 +32,11 @@ def experiments_with_report() -> list[str]:
         if ((yaml.safe_load(p.read_text()) or {}).get("experiment") or {}).get("report"):
             names.append(p.stem)
     return names
+
+
+def reports_dir(cfg, sweep: str) -> Path:
+    """``<paths.reports>/<sweep id>`` (relative paths from where the command runs, like every ``paths.*``)."""
+    return Path(str((cfg.get("paths") or {}).get("reports") or "reports")) / sweep.replace("/", "_")
 
 
 def study_report(experiment: str, overrides: list[str], *, uri: str | None = None, sweep_id: str | None = None):
@@ -61,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sweep-id", help="sweep to summarise (default: the latest one)")
     ap.add_argument("--tracking-uri", default=None, help="MLflow store (default: $MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db)")
     ap.add_argument("--experiment", default="clustering", help="the study whose sweep to summarise (default: clustering)")
-    ap.add_argument("--out", default=None, help="output folder (default: reports/<sweep id>)")
+    ap.add_argument("--out", default=None, help="output folder (default: <paths.reports>/<sweep id>, reports/ unless set)")
     ap.add_argument("--n-boot", type=int, default=None, help="bootstrap resamples (default: experiment.bootstrap.n_boot, 1000)")
     ap.add_argument("--no-log", action="store_true", help="do not log the summary run to MLflow")
     ap.add_argument("--paper", action="store_true",
@@ -80,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     except LabError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    out = Path(args.out or Path("reports") / sweep.replace("/", "_"))
+    out = Path(args.out) if args.out else reports_dir(cfg, sweep)
     paths = write_report(rep, out)
     print(rep.summary + "\n")
     for name in rep.shown or list(rep.tables):
@@ -130,7 +135,7 @@ def paper_main(args: argparse.Namespace, overrides: list[str]) -> int:
         print(f"error: sweep {sweep!r} has no finished run of any part of the study in {uri}; run the study first "
               f"(bash multirun.sh BUDGET=quick dataset=gtzan dataset.root=../shared/music/gtzan_mini)", file=sys.stderr)
         return 2
-    out = Path(args.out or Path("reports") / sweep.replace("/", "_"))
+    out = Path(args.out) if args.out else reports_dir(base, sweep)
     written = paper.write(sections, beyond, out, sweep=sweep, uri=uri)
     print(f"sweep {sweep}: {len(filled)} of {len(everything)} parts filled")
     for s in everything:

@@ -101,19 +101,23 @@ def embedding_map(xy: np.ndarray, labels: Sequence[str], *, title: str, marked: 
 
 def similarity_heatmap(value: np.ndarray, names: Sequence[str], *, title: str, label: str,
                        lo: np.ndarray | None = None, hi: np.ndarray | None = None,
-                       higher_is_similar: bool = True, vmax: float = 1.0) -> plt.Figure:
+                       higher_is_similar: bool = True, vmax: float = 1.0, vmin: float = 0.0,
+                       chance: np.ndarray | None = None) -> plt.Figure:
     """Models × models heat map of ``value`` [shape=(k, k)], each cell annotated with its value and,
-    when ``lo``/``hi`` are given, its interval; darker = more alike whichever way the measure points."""
+    when ``lo``/``hi`` are given, its interval, and when ``chance`` [shape=(k, k)] is given, the chance
+    level of that pair (e.g. a percentile of a permutation null); darker = more alike whichever way
+    the measure points."""
     k = len(names)
-    fig, ax = plt.subplots(figsize=(2.0 + 0.95 * k, 1.6 + 0.8 * k))
-    im = ax.imshow(value, cmap="viridis" if higher_is_similar else "viridis_r", vmin=0, vmax=vmax)
+    fig, ax = plt.subplots(figsize=(2.0 + 1.05 * k, 1.6 + 0.9 * k))
+    im = ax.imshow(value, cmap="viridis" if higher_is_similar else "viridis_r", vmin=vmin, vmax=vmax)
     ax.set_xticks(range(k), names, rotation=45, ha="right")
     ax.set_yticks(range(k), names)
     for i in range(k):
         for j in range(k):
             v = value[i, j]
-            dark = (v < 0.55 * vmax) if higher_is_similar else (v > 0.45 * vmax)
-            txt = f"{v:.2f}" + (f"\n[{lo[i, j]:.2f}, {hi[i, j]:.2f}]" if lo is not None and i != j else "")
+            dark = (v < vmin + 0.55 * (vmax - vmin)) if higher_is_similar else (v > vmin + 0.45 * (vmax - vmin))
+            txt = (f"{v:.2f}" + (f"\n[{lo[i, j]:.2f}, {hi[i, j]:.2f}]" if lo is not None and i != j else "")
+                   + (f"\nchance {chance[i, j]:.2f}" if chance is not None and i != j else ""))
             ax.text(j, i, txt, ha="center", va="center", fontsize=6.5, color="white" if dark else "black")
     ax.set_title(title, fontsize=10)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=label)

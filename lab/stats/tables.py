@@ -16,11 +16,40 @@ import pandas as pd
 # How tables name the models (the study's spelling); a model not listed is shown by its config name.
 MODEL_NAMES = {"fcn": "FCN", "musicnn": "Musicnn", "crnn": "CRNN", "attention": "Attention", "hcnn": "HCNN",
                "sample": "Sample level", "se": "Sample level SE"}
+# Other models the lab ships (shown after the study's taggers) and the baselines (shown after every
+# trained model, so "how much do the taggers add?" reads down one block).
+OTHER_NAMES = {"musicnn_tf": "Musicnn, Pons' package"}
+BASELINE_NAMES = {"handcrafted": "Handcrafted (MFCC etc.)"}
+CORPUS_NAMES = {"mtat": "MTAT", "msd": "MSD", "jamendo": "Jamendo"}
+DEFAULT_CORPUS = "jamendo"
+RANDOM = "random"  # row-key qualifier of a random-weights run (tag pretrained=false)
+
+
+def row_key(model: str | None, *, corpus: str | None = None, pretrained: str | None = None) -> str | None:
+    """The table row of a run from its tags: ``fcn``, ``fcn@mtat``, ``fcn@random``, ``fcn@mtat@random``.
+
+    Runs of one model with other training corpora or random weights are different rows (never averaged).
+    """
+    if model is None:
+        return None
+    key = model + (f"@{corpus}" if corpus and corpus != DEFAULT_CORPUS else "")
+    return key + (f"@{RANDOM}" if str(pretrained).lower() == "false" else "")
+
+
+def _parts(key: str) -> tuple[str, str | None, bool]:
+    base, *quals = str(key).split("@")
+    random = RANDOM in quals
+    corpus = next((q for q in quals if q != RANDOM), None)
+    return base, corpus, random
 
 
 def model_name(model: str) -> str:
-    """The display name of ``model`` (``fcn`` -> ``FCN``); unknown names are shown as they are."""
-    return MODEL_NAMES.get(model, model)
+    """The display name of a row key (``fcn`` -> ``FCN``, ``fcn@random`` -> ``FCN (random)``,
+    ``fcn@mtat`` -> ``FCN (MTAT)``, ``handcrafted`` -> ``Handcrafted (MFCC etc.)``); unknown names as they are."""
+    base, corpus, random = _parts(model)
+    name = MODEL_NAMES.get(base) or OTHER_NAMES.get(base) or BASELINE_NAMES.get(base) or base
+    quals = ([CORPUS_NAMES.get(corpus, corpus)] if corpus else []) + (["random"] if random else [])
+    return f"{name} ({', '.join(quals)})" if quals else name
 
 
 def run_label(tags: dict[str, str]) -> str:
@@ -39,9 +68,18 @@ CORPUS_SHORT = {"mtat": "MTAT", "msd": "MSD"}  # the default corpus (MTG-Jamendo
 
 
 def model_order(models) -> list[str]:
-    """``models`` in the study's order (its Table 1), then any others sorted by name."""
-    models = set(models)
-    return [m for m in MODEL_NAMES if m in models] + sorted(models - set(MODEL_NAMES))
+    """Row keys in the study's order (its Table 1) — trained taggers, other trained models by name —,
+    then the baselines: the handcrafted features, then the random-weights rows."""
+    models = [m for m in dict.fromkeys(models) if m is not None and not (isinstance(m, float) and m != m)]
+    tagger_rank = {m: i for i, m in enumerate(MODEL_NAMES)}
+    corpus_rank = {c: i for i, c in enumerate(CORPUS_NAMES.keys() - {DEFAULT_CORPUS})}
+
+    def rank(key: str) -> tuple:
+        base, corpus, random = _parts(key)
+        group = 3 if random else 2 if base in BASELINE_NAMES else 0 if base in tagger_rank else 1
+        return (group, tagger_rank.get(base, len(tagger_rank)), base, -1 if corpus is None else corpus_rank.get(corpus, 99), corpus or "")
+
+    return sorted(models, key=rank)
 
 
 def to_markdown(df: pd.DataFrame) -> str:

@@ -226,7 +226,10 @@ def run_tags(cfg: DictConfig) -> dict[str, str]:
     """The comparison tags of a run: the choice of every config group the experiment declares.
 
     ``experiment.groups`` in ``conf/experiment/<name>.yaml`` lists them; a group is tagged with its
-    ``name`` (``cluster_count`` with its ``k``), and the model adds the facts runs are compared by.
+    ``name`` (``cluster_count`` with its ``k``), and the model adds the facts runs are compared by:
+    ``model`` is :func:`lab.models.protocol.model_label` (the tagger's name, or a user model's id),
+    ``pretrained`` (``none`` for the handcrafted features), ``embedding_dim`` (set again from the
+    embeddings once they exist), ``corpus``, and ``model_kind`` for the non-tagger kinds.
     """
     tags: dict[str, object] = {"experiment": cfg.experiment.name, "seed": cfg.seed}
     for group in cfg.experiment.get("groups") or []:
@@ -237,10 +240,21 @@ def run_tags(cfg: DictConfig) -> dict[str, str]:
             tags["k"] = section.get("k")
         else:
             tags[group] = section.get("name")
+    own_items = None
     if "model" in tags:
-        tags |= {"pretrained": str(bool(cfg.model.get("pretrained", True))).lower(),
-                 "embedding_dim": cfg.model.get("embedding_dim"), "corpus": cfg.model.get("corpus")}
-    if cfg.get("dataset") is not None and cfg.dataset.get("_target_", "").endswith("SynthDataset"):
+        from lab.models.protocol import items_name, model_label
+
+        m = cfg.model
+        pretrained = m.get("pretrained", True)
+        # a user model is tagged by its id (model.id, else its target / module / file name) and its kind
+        tags |= {"model": model_label(m), "pretrained": "none" if pretrained is None else str(bool(pretrained)).lower(),
+                 "embedding_dim": m.get("embedding_dim"), "corpus": m.get("corpus")}
+        if m.get("_target_"):
+            tags["model_kind"] = m.get("name")
+        own_items = items_name(m)  # an embeddings file is the dataset too
+        if own_items and "dataset" in tags:
+            tags["dataset"] = own_items
+    if not own_items and cfg.get("dataset") is not None and cfg.dataset.get("_target_", "").endswith("SynthDataset"):
         tags["data_note"] = "synthetic audio, not real music"
     return {k: str(v) for k, v in tags.items() if v is not None}
 

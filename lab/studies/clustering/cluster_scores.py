@@ -31,6 +31,7 @@ from sklearn import metrics as skm  # noqa: E402
 
 from lab.core.errors import LabError  # noqa: E402
 from lab.extract.pipeline import load_embeddings  # noqa: E402
+from lab.models.protocol import model_label  # noqa: E402
 from lab.stats.clusterers import Clusterer, build_clusterer  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
     tracker.log_csv([{"k": k, "seed": s, **{name: per_seed[name].get(k, {}).get(s) for name in per_seed}} for k in ks for s in seeds],
                     "cluster_scores.csv")
     cov = f" {clusterer.covariance_type}" if getattr(clusterer, "covariance_type", None) else ""
-    what = (f"{cfg.model.name} on {dataset.name} ({n} songs), {clusterer.name}{cov}{' standardised' if clusterer.standardize else ''}"
+    what = (f"{model_label(cfg.model)} on {dataset.name} ({n} songs), {clusterer.name}{cov}{' standardised' if clusterer.standardize else ''}"
             f"{f' PCA {clusterer.pca}' if clusterer.pca else ''}, mean of {len(seeds)} seeds")
     tracker.log_figure(figure(per_seed, best, what), "cluster_scores.png")
     log.info("best k: %s (share of seeds agreeing: %s)", best, agree)

@@ -29,6 +29,7 @@ from lab.core.errors import LabError
 from lab.core.storage import array_sha256, text_sha256
 from lab.datasets import GROUP_UNITS, clip_groups
 from lab.extract.pipeline import load_embeddings
+from lab.models.protocol import model_label
 from lab.stats import genres as analysis
 from lab.stats import metrics, plots, uncertainty
 from lab.stats.heldout import crossfit_accuracy
@@ -121,7 +122,7 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
         scores["accuracy_heldout"] = cf.accuracy
         heldout = cf.song_correct
 
-    what = f"{cfg.model.name} on {dataset.name} ({len(y)} songs), {clusterer.name} k={k} seed={seed}"
+    what = f"{model_label(cfg.model)} on {dataset.name} ({len(y)} songs), {clusterer.name} k={k} seed={seed}"
     order = analysis.genre_order(emb.X, y)
     cm, cols = metrics.confusion(y, assigned, order)
     tracker.log_csv([{"genre": g, **{c: int(v) for c, v in zip(cols, row)}} for g, row in zip(order, cm)],
@@ -149,11 +150,13 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
     tracker.log_metrics({"tsne_cached": float(hit)})
     marked = {r["row"]: f"{ids[r['row']].rsplit('/', 1)[-1]} -> {r['sits_in']}" for r in rogues}
     # The same map for every clustering seed: a sweep process draws it once (plots.cached_png).
-    title = f"t-SNE of {cfg.model.name} embeddings ({dataset.name}, {len(y)} songs); rogue songs ringed"
+    title = f"t-SNE of {model_label(cfg.model)} embeddings ({dataset.name}, {len(y)} songs); rogue songs ringed"
     key = text_sha256(array_sha256(xy), "\t".join(y.tolist()), sorted(marked.items()), title)
     tracker.log_bytes(plots.cached_png(key, lambda: plots.embedding_map(xy, y, title=title, marked=marked), dpi=tracker.dpi), "tsne.png")
     lm = cfg.experiment.get("listen_map", True)
-    if lm is True or (lm is not False and int(lm) == seed):  # a seed: one page per sweep cell, not one per seed
+    if not dataset.has_audio and lm is not False:
+        log.info("no listen map: the items of %s have no audio to preview", dataset.name)
+    elif lm is True or (lm is not False and int(lm) == seed):  # a seed: one page per sweep cell, not one per seed
         scored = analysis.rogue_scores(emb.X, y, n_neighbors=cfg.experiment.rogue_neighbors)
         points = [listen_map.MapPoint(id=c.id, file=Path(c.path).name, genre=c.label, cluster=f"{int(p)} -> {a}",
                                       rogue_score=s["score"], rogue=s["rogue"]) for c, p, a, s in zip(emb.clips, pred, assigned, scored)]

@@ -49,7 +49,7 @@ import pandas as pd
 from lab.core.errors import LabError
 from lab.stats.genres import GTZAN_ORDER
 from lab.stats.metrics import SCORES, contingency, contingency_scores
-from lab.stats.tables import StudyReport, Table, model_name, model_order, write_report
+from lab.stats.tables import StudyReport, Table, model_name, model_order, row_key, write_report
 from lab.stats.uncertainty import (
     compare,
     interval,
@@ -89,11 +89,17 @@ def study_mean(k: int, model: str, clusterer: str) -> float | None:
 
 
 def runs_frame(runs: list[dict]) -> pd.DataFrame:
-    """One row per run (dicts from :func:`lab.tracking.sweep_runs`): model, clusterer, k, seed, status, metrics."""
+    """One row per run (dicts from :func:`lab.tracking.sweep_runs`): model, clusterer, k, seed, status, metrics.
+
+    ``model`` is the table row the run belongs to (:func:`lab.stats.tables.row_key`): the model tag,
+    with the training corpus when it is not the default and ``random`` for random weights, so a
+    random-weights FCN or an MTAT-trained FCN is a row of its own, never averaged with the trained one.
+    """
     rows = []
     for r in runs:
         t = r["tags"]
-        rows.append({"run_id": r["run_id"], "status": r["status"], "model": t.get("model"), "clusterer": t.get("clusterer"),
+        model = row_key(t.get("model"), corpus=t.get("corpus"), pretrained=t.get("pretrained"))
+        rows.append({"run_id": r["run_id"], "status": r["status"], "model": model, "clusterer": t.get("clusterer"),
                      "k": int(t["k"]) if "k" in t else None, "seed": int(t.get("seed", 0)), "dataset": t.get("dataset"),
                      "pretrained": t.get("pretrained"), **r["metrics"]})
     return pd.DataFrame(rows)

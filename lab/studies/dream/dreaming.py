@@ -179,10 +179,15 @@ def regularizer(x: torch.Tensor, kind: str) -> torch.Tensor:
 
 
 def embed_waveform(model: Tagger, x: torch.Tensor, n_windows: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """x [shape=(n_windows * L,)] -> (mean embedding (dim,), mean tags (50,)); differentiable."""
+    """x [shape=(n_windows * L,)] -> (mean embedding (dim,), mean tags (n_tags,)); differentiable.
+
+    ``model`` is a tagger or any differentiable model of :mod:`lab.models.protocol` (a user's torch
+    network); one without tags gives an empty tag vector.
+    """
     windows = x.reshape(n_windows, model.info.input_length)  # (n_windows, L), no copy
     out = model.forward_features(windows)
-    return out["embedding"].mean(0), out["tags"].mean(0)
+    tags = out.get("tags")
+    return out["embedding"].mean(0), (tags.mean(0) if tags is not None else out["embedding"].new_zeros(0))
 
 
 def save_checkpoint(path: Path, state: dict) -> None:

@@ -46,6 +46,7 @@ from lab.datasets import clip_groups
 from lab.datasets.audio import AudioError
 from lab.datasets.audio import load as load_audio
 from lab.extract.pipeline import LoadedModel, build_dataset, build_model, embed
+from lab.models import REGISTRY
 from lab.models.weights import find_checkpoint
 from lab.stats import plots
 from lab.studies.dream.dreaming import (INIT_CLIP, DreamResult, DreamSettings, dream, energy_gate, initial_waveform,
@@ -79,8 +80,6 @@ def validate(cfg: DictConfig, genres: list[str]) -> tuple[list[str], DreamSettin
         raise LabError(f"experiment.gate_threshold_db={gate!r} must be a negative number (dB below the loudest bin)")
     if isinstance(e.top_tags, bool) or not isinstance(e.top_tags, int) or not 1 <= e.top_tags <= 50:
         raise LabError(f"experiment.top_tags={e.top_tags!r} must be an integer in [1, 50]")
-    from lab.models import REGISTRY
-
     unknown = [m for m in e.transfer if m not in REGISTRY] if not isinstance(e.transfer, str) else [e.transfer]
     if unknown:
         raise LabError(f"experiment.transfer has {unknown[0]!r}, which is not a model; use a list of {', '.join(REGISTRY)}")
@@ -93,7 +92,7 @@ def validate(cfg: DictConfig, genres: list[str]) -> tuple[list[str], DreamSettin
     song = settings.song_path
     if song is not None and not Path(to_absolute_path(str(song))).is_file():
         raise LabError(f"dream.init=song:{song} does not exist; give an audio file path (e.g. song:../shared/music/gtzan_mini/genres/classical/classical.00000.wav)")
-    if cfg.model.pretrained:
+    if cfg.model.name in REGISTRY and cfg.model.pretrained:  # a tagger's checkpoint; other models were built by preflight
         if _checkpoint_file(cfg.model, to_absolute_path(str(cfg.paths.weights))) is None:
             raise LabError(f"model={cfg.model.name} has no checkpoint on the weights search path, so there is nothing to dream with; "
                            f"use a model whose checkpoint is installed (python -m lab.models lists them)")
@@ -181,22 +180,32 @@ def wav_bytes(y: np.ndarray, sr: int) -> bytes:
 def _model_cfg(cfg: DictConfig, name: str) -> DictConfig:
     """``cfg`` with the model group switched to ``conf/model/<name>.yaml`` (pretrained, same corpus)."""
     other = OmegaConf.load(CONF_DIR / "model" / f"{name}.yaml")
-    out = OmegaConf.merge(cfg, {"model": other})
+    out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
+    out.model = other  # replaced, not merged: the dreaming model may be of another kind (model=custom)
     out.model.pretrained = True
     if "corpus" in cfg.model and "checkpoint" in other:
         out.model.checkpoint = str(other.checkpoint).replace("jamendo/", f"{cfg.model.corpus}/", 1)
     return out
 
 
-def embed_audio(model, y: np.ndarray) -> np.ndarray:
-    """Mean embedding [shape=(dim,)] of ``y`` by the lab's window policy (non-overlapping, tail dropped)."""
+def embed_audio(model, y: np.ndarray, sr: int | None = None) -> np.ndarray:
+    """Mean embedding [shape=(dim,)] of ``y`` by the lab's window policy (non-overlapping, tail dropped).
+
+    ``sr``: the rate of ``y`` when it may differ from the model's (a user model dreaming at 22.05 kHz
+    judged by a 16 kHz tagger); ``y`` is resampled to the model's rate first.
+    """
     import torch
 
     from lab.extract.windows import frame_windows
 
+    if sr is not None and sr != model.info.sample_rate:
+        import librosa
+
+        y = librosa.resample(np.asarray(y, dtype=np.float32), orig_sr=sr, target_sr=model.info.sample_rate, res_type="soxr_hq")
     windows, _ = frame_windows(np.asarray(y, dtype=np.float32), model.info.input_length)
     with torch.inference_mode():
-        return model.embed(torch.from_numpy(windows)).mean(0).numpy()
+        e, _ = model.embed_and_tag(torch.from_numpy(windows))
+        return e.mean(0).numpy()
 
 
 class Transfer:
@@ -220,12 +229,12 @@ class Transfer:
             genres, means = genre_means(emb.X, emb.labels, keep)
             self.judges[name] = (loaded.model, genres, means)
 
-    def rows(self, y: np.ndarray, genre: str, made_by: str) -> list[dict]:
-        """One row per judging model: nearest genre and the target's rank for audio ``y`` (``genre=""``: no target,
-        e.g. the starting noise; rank and target distance are then left empty)."""
+    def rows(self, y: np.ndarray, genre: str, made_by: str, sr: int | None = None) -> list[dict]:
+        """One row per judging model: nearest genre and the target's rank for audio ``y`` at ``sr`` Hz (``genre=""``:
+        no target, e.g. the starting noise; rank and target distance are then left empty)."""
         out = []
         for name, (model, genres, means) in self.judges.items():
-            out.append(judged(embed_audio(model, y), genres, means, genre, made_by, name))
+            out.append(judged(embed_audio(model, y, sr), genres, means, genre, made_by, name))
         return out
 
 
@@ -248,7 +257,7 @@ def _log_dream(t, cfg: DictConfig, res: DreamResult, genre: str, genres: list[st
     """Log one finished dream; ``means`` are the genre means that judge it, ``target`` the vector it was made for."""
     own_model = loaded.model
     sr = own_model.info.sample_rate
-    name = cfg.model.name
+    name = loaded.label or cfg.model.name
     d, rank, nearest = distances(res.embedding, genres, means, genre)
     t.log_csv([{"genre": g, "distance": round(float(x), 4), "rank": int((d < x).sum()) + 1, "target": g == genre}
                for g, x in zip(genres, d)], "genre_distances.csv")
@@ -271,7 +280,7 @@ def _log_dream(t, cfg: DictConfig, res: DreamResult, genre: str, genres: list[st
     if song is not None:
         t.log_bytes(wav_bytes(song, sr), "audio/start_song.wav")
 
-    rows = transfer.rows(res.waveform, genre, name)
+    rows = transfer.rows(res.waveform, genre, name, sr)
     rows.insert(0, {"genre": genre, "dreamed_by": name, "judged_by": name, "nearest_genre": nearest, "target_rank": rank,
                     "dist_target": round(float(d[genres.index(genre)]), 4), "dist_nearest": round(float(d.min()), 4)})
     t.log_csv(rows, "transfer.csv")
@@ -331,8 +340,8 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
                       "split_by_recording": ",".join(fallback) if fallback else "none"})
     # Control: where the starting waveform (the seed's noise, or the start song) already lands for every judge.
     start = initial_waveform(settings, length, song=song).clamp(-INIT_CLIP, INIT_CLIP).numpy()
-    start_rows = [judged(embed_audio(model, start), genres, means, "", cfg.model.name, cfg.model.name)]
-    start_rows += transfer.rows(start, "", cfg.model.name)
+    start_rows = [judged(embed_audio(model, start, sr), genres, means, "", cfg.model.name, cfg.model.name)]
+    start_rows += transfer.rows(start, "", cfg.model.name, sr)
     for r in start_rows:
         r["kind"] = "start"
     tracker.set_tags({f"start_nearest.{r['judged_by']}": r["nearest_genre"] for r in start_rows})
@@ -343,9 +352,10 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
         key = dream_key(cfg, genre, weights_id, target)
         tags = tracking.run_tags(cfg) | {"genre": genre, "noise_seed": settings.seed, "init": settings.init,
                                          "regularizer": settings.regularizer, "weights": weights_id[:16],
+                                         "embedding_dim": model.info.embedding_dim,
                                          "git_commit": tracking.git_commit()}
         params = tracking.flatten(OmegaConf.to_container(cfg, resolve=True)) | {"genre": genre}
-        run_name = f"dream-{cfg.model.name}-{genre}-s{settings.seed}"
+        run_name = f"dream-{loaded.label or cfg.model.name}-{genre}-s{settings.seed}"
         with tracking.resumable_run(tracker, key=key, run_name=run_name, tags=tags, params=params) as (t, reopened):
             # A killed session may have logged steps past its last checkpoint; the resumed one
             # recomputes them bit-identically, so they are not logged twice.

@@ -39,7 +39,8 @@ from omegaconf import DictConfig, OmegaConf
 from lab.core.errors import LabError
 from lab.datasets import CompositeDataset, Dataset, ExcerptDataset
 from lab.datasets.folder import load_folder
-from lab.extract.pipeline import build_dataset, build_model, embed
+from lab.extract.pipeline import build_dataset, build_model, dataset_for, embed
+from lab.models.protocol import model_label
 from lab.stats import plots
 from lab.stats.projection import cached_tsne
 from lab.stats.tables import to_markdown
@@ -183,8 +184,50 @@ def hold_out(reference: Dataset, patterns: Sequence[str] | None) -> tuple[Datase
 def check(cfg: DictConfig) -> None:
     """Pre-flight: options, held-out reference songs, and the sets' names, folders and parents, before any MLflow run."""
     check_options(cfg.experiment)
+    loaded = build_model(cfg)
+    if loaded.precomputed:  # an embeddings file: its part column names the sets
+        if cfg.experiment.get("exclude_reference"):
+            raise LabError("experiment.exclude_reference holds audio clips out of the reference; with an embeddings file "
+                           "leave those rows out of the file instead")
+        file_sets(dataset_for(cfg, loaded), cfg.get("ood"))
+        return
     reference, _ = hold_out(build_dataset(cfg.dataset), cfg.experiment.get("exclude_reference"))
     parse_sets(cfg.get("ood"), reference_labels=reference.labels, reference_name=reference.name)
+
+
+def file_sets(items: Dataset, ood: Mapping[str, Any] | None) -> tuple[Dataset, list[SetSpec], list[str]]:
+    """The sets of an embeddings file: items whose ``part`` is not empty belong to the set it names.
+
+    Returns (the items relabelled — a set's items carry the set's name, reference items their genre —,
+    the set specs, with ``parents`` from ``ood.<set>.parents`` where given, and the reference genres).
+    """
+    path = items.root
+    if not any(c.part for c in items.clips):
+        raise LabError(f"experiment=out_of_domain on an embeddings file needs a 'part' (or 'set') column naming each "
+                       f"item's set ('' for the reference items), but {path} has none")
+    names = sorted({c.part for c in items.clips if c.part})
+    reference = sorted({c.label for c in items.clips if not c.part})
+    if not reference:
+        raise LabError(f"{path}: every item belongs to a set; out-of-domain placement needs reference items (empty part) with genre labels")
+    ood = OmegaConf.to_container(ood, resolve=True) if OmegaConf.is_config(ood) else dict(ood or {})
+    unknown = sorted(set(ood) - set(names))
+    if unknown:
+        raise LabError(f"ood.{unknown[0]} names no set of {path} (its sets: {', '.join(names)})")
+    taken = {_fold(g): g for g in reference}
+    specs = []
+    for name in names:
+        if not NAME_RE.match(name):
+            raise LabError(f"{path}: set name {name!r} must start with a letter and hold only letters, digits, '_' and '-'")
+        if _fold(name) in taken:
+            raise LabError(f"{path}: set name {name!r} clashes with reference genre {taken[_fold(name)]!r}; rename the set")
+        value = ood.get(name) or {}
+        parents = tuple(str(p) for p in value.get("parents") or ()) if isinstance(value, Mapping) else ()
+        if parents and (len(parents) != 2 or parents[0] == parents[1] or any(p not in set(reference) | set(names) - {name} for p in parents)):
+            raise LabError(f"ood.{name}.parents={list(parents)} must name two different sets or reference genres of {path}")
+        specs.append(SetSpec(name=name, root=path, parents=parents or None))
+    relabelled = items.subset(range(len(items.clips)))
+    relabelled.clips = [dataclasses.replace(c, label=c.part) if c.part else c for c in items.clips]
+    return relabelled, specs, reference
 
 
 def place(X: np.ndarray, labels: np.ndarray, tags: np.ndarray, tag_names: Sequence[str], specs: Sequence[SetSpec],
@@ -214,9 +257,13 @@ def place(X: np.ndarray, labels: np.ndarray, tags: np.ndarray, tag_names: Sequen
             ranking = placement.rank_reference(X, labels, name, reference)
             boot = placement.bootstrap(X, labels, name, reference, parents=spec.parents, n_boot=n_boot, seed=seed)
             row |= placement.permutation_test(X, labels, name, k=k, n_perm=n_perm, seed=seed)
-            top_tags = placement.top_tags(tags[sel], tag_names, top=top, per_item=per_item)
+            # tag summaries where the model has tags (a user model or an embeddings file may have none),
+            # genre-tag shares where it has genre tags (genre---*, the Jamendo taggers)
+            top_tags = placement.top_tags(tags[sel], tag_names, top=top, per_item=per_item) if len(tag_names) else []
             ranks = {t: float(np.median(placement.tag_ranks(tags[sel], tag_names, t))) for t in watch if t in tag_names}
-            shares, top_genres = placement.genre_tag_shares(tags[sel], tag_names, reference)
+            has_genre_tags = any(t.startswith(placement.GENRE_PREFIX) for t in tag_names)
+            shares, top_genres = (placement.genre_tag_shares(tags[sel], tag_names, reference) if has_genre_tags
+                                  else ({g: float("nan") for g in reference}, []))
             row |= {"nearest": ranking[0][0], "nearest_distance": ranking[0][1],
                     "nearest_stability": boot["nearest_stability"],
                     "isolation": ranking[0][1] / genre_gap,
@@ -233,7 +280,7 @@ def place(X: np.ndarray, labels: np.ndarray, tags: np.ndarray, tag_names: Sequen
                 dist_rows.append({"set": name, "genre": g, "rank": rank, "distance": d, "relative": d / genre_gap,
                                   "genre_tag_share": shares[g]})
                 metrics[f"{name}.dist.{g}"] = d
-            metrics |= {f"{name}.genre_tag_share.{g}": v for g, v in shares.items()}
+            metrics |= {f"{name}.genre_tag_share.{g}": v for g, v in shares.items() if np.isfinite(v)}
             for key in ("n_items", "n_sources", "silhouette", "silhouette_p", "spread_ratio", "knn_self_share", "knn_self_share_p",
                         "knn_self_fraction", "nearest_distance",
                         "nearest_stability", "isolation", "position", "offset", "position_lo", "position_hi", "offset_lo", "offset_hi"):
@@ -262,7 +309,7 @@ def item_rows(emb, labels: np.ndarray, tag_names: Sequence[str], specs: Sequence
         d = np.linalg.norm(centres - X[i], axis=1)
         row = {"id": clip.id, "set": lab, "source": clip.source_id, "path": clip.path, "offset_s": clip.offset,
                "duration_s": clip.duration, "n_windows": int(len(emb.windows[i])), "nearest_genre": reference[int(np.argmin(d))],
-               "neighbours": " ".join(labels[nb[i]]), "top_tag": tag_names[int(emb.tags[i].argmax())],
+               "neighbours": " ".join(labels[nb[i]]), "top_tag": tag_names[int(emb.tags[i].argmax())] if len(tag_names) else "",
                "top_genre_tag": tag_names[genre_idx[int(emb.tags[i, genre_idx].argmax())]] if genre_idx else ""}
         if lab in pos_of:
             row["position"] = float(pos_of[lab][i])
@@ -283,22 +330,29 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
     """Embed reference + sets, map them, score each set; returns the metrics."""
     e, seed = cfg.experiment, int(cfg.seed)
     check_options(e)
-    reference, held_out = hold_out(build_dataset(cfg.dataset), e.get("exclude_reference"))
-    if held_out:
-        tracker.log_csv([{"id": i} for i in held_out], "excluded_reference.csv")
-        tracker.set_tags({"excluded_reference": ",".join(held_out)[:5000]})
-    specs = parse_sets(cfg.get("ood"), reference_labels=reference.labels, reference_name=reference.name)
-    sets, dropped = build_sets(specs, clip_seconds=float(e.clip_seconds), min_clip_seconds=float(e.min_clip_seconds),
-                               extensions=list(e.extensions))
-    if dropped:
-        tracker.warn(f"{len(dropped)} file(s) of the new sets gave no clip (shorter than {e.min_clip_seconds:g} s or "
-                     f"unreadable); listed in too_short_files.csv")
-        tracker.log_csv(dropped, "too_short_files.csv")
-    joint = joint_dataset(reference, sets)
     loaded = build_model(cfg)
+    dropped: list[dict] = []
+    held_out: list[str] = []
+    if loaded.precomputed:  # an embeddings file: reference items and sets come from its label and part columns
+        joint, specs, reference_labels = file_sets(dataset_for(cfg, loaded), cfg.get("ood"))
+        reference_name = joint.name
+    else:
+        reference, held_out = hold_out(build_dataset(cfg.dataset), e.get("exclude_reference"))
+        if held_out:
+            tracker.log_csv([{"id": i} for i in held_out], "excluded_reference.csv")
+            tracker.set_tags({"excluded_reference": ",".join(held_out)[:5000]})
+        reference_labels, reference_name = reference.labels, reference.name
+        specs = parse_sets(cfg.get("ood"), reference_labels=reference.labels, reference_name=reference.name)
+        sets, dropped = build_sets(specs, clip_seconds=float(e.clip_seconds), min_clip_seconds=float(e.min_clip_seconds),
+                                   extensions=list(e.extensions))
+        if dropped:
+            tracker.warn(f"{len(dropped)} file(s) of the new sets gave no clip (shorter than {e.min_clip_seconds:g} s or "
+                         f"unreadable); listed in too_short_files.csv")
+            tracker.log_csv(dropped, "too_short_files.csv")
+        joint = joint_dataset(reference, sets)
     emb = embed(cfg, joint, loaded, tracker)
     labels = np.asarray(emb.labels)
-    genres = [g for g in reference.labels if g in set(labels.tolist())]
+    genres = [g for g in reference_labels if g in set(labels.tolist())]
     for s in specs:
         n = int((labels == s.name).sum())
         if n < 2:
@@ -307,8 +361,11 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
     n_sources = {s.name: len({c.source_id for c, lab in zip(emb.clips, labels) if lab == s.name}) for s in specs}
     k = int(e.knn)
     watch = list(e.watch_tags or [])
-    for t in sorted(set(watch) - set(loaded.tag_names)):
-        tracker.warn(f"experiment.watch_tags names {t!r}, which {cfg.model.name} does not output; left out")
+    who = model_label(cfg.model)
+    if not loaded.tag_names:
+        log.info("%s outputs no tags: the tag summaries are left out", who)
+    for t in sorted(set(watch) - set(loaded.tag_names)) if loaded.tag_names else []:
+        tracker.warn(f"experiment.watch_tags names {t!r}, which {who} does not output; left out")
     metrics, rows, dist_rows = place(emb.X, labels, emb.tags, loaded.tag_names, specs, genres, k=k, top=int(e.top_tags),
                                      per_item=int(e.tags_per_item), watch=watch,
                                      n_boot=int(e.n_boot), n_perm=int(e.n_perm), seed=seed, n_sources=n_sources)
@@ -322,10 +379,10 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
     tracker.log_csv(dist_rows, "centroid_distances.csv")
     items = item_rows(emb, labels, loaded.tag_names, specs, genres, emb.X, k=k)
     tracker.log_csv(items, "items.csv", columns=_columns(items))
-    tracker.log_text(to_markdown(table_rows(rows, model=cfg.model.name)), "placement.md")
+    tracker.log_text(to_markdown(table_rows(rows, model=who)), "placement.md")
 
     parents = {s.name: s.parents for s in specs if s.parents}
-    what = f"{cfg.model.name} embeddings: {reference.name} ({int(np.isin(labels, genres).sum())} songs) + " + \
+    what = f"{who} embeddings: {reference_name} ({int(np.isin(labels, genres).sum())} songs) + " + \
         ", ".join(f"{s.name} ({int((labels == s.name).sum())})" for s in specs)
     xy, _ = cached_tsne(emb.X, seed=seed, perplexity=float(e.tsne_perplexity), cache_dir=to_absolute_path(str(cfg.paths.cache)))
     names = [s.name for s in specs]

@@ -45,6 +45,7 @@ from lab.core.errors import LabError
 from lab.datasets import GROUP_UNITS, clip_groups
 from lab.datasets.gtzan import fault_filtered_split, split_of
 from lab.extract.pipeline import load_embeddings
+from lab.models.protocol import model_label
 from lab.stats import genres as analysis
 from lab.stats import metrics, plots, uncertainty
 
@@ -232,7 +233,9 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
                       "group": groups[i], "fold": int(fold_of[i])} for i in idx], "probe_predictions.csv")
     order = analysis.genre_order(X, y)  # every label, so predictions outside the test labels have a column
     cm, cols = metrics.confusion(yt, yp, order)
-    what = f"linear probe, {cfg.model.name}@{cfg.model.get('corpus', 'jamendo')} on {dataset.name} ({len(yt)} test songs)"
+    who = model_label(cfg.model) + (f"@{cfg.model.corpus}" if cfg.model.get("corpus") else "") \
+        + (" (random weights)" if cfg.model.get("pretrained", True) is False else "")
+    what = f"linear probe, {who} on {dataset.name} ({len(yt)} test songs)"
     tracker.log_figure(plots.confusion_matrix(cm, order, cols, title=f"{what}\n{protocol}: accuracy {scores['probe_accuracy']:.3f}"),
                        "probe_confusion_matrix.png")
     log.info("%s, %s: accuracy %.3f%s (chance %.3f)", what, protocol, scores["probe_accuracy"],

@@ -17,15 +17,28 @@ Measures (``MEASURES``):
 - ``rbf_cka`` — the same with Gaussian kernels ``exp(-||xi - xj||^2 / (2 s^2))``, ``s`` = ``sigma``
   × the median distance between distinct songs (Kornblith et al. use 0.2–0.8; default 0.8).
   Sensitive to local neighbourhoods more than to the global shape.
+- ``linear_cka_debiased`` — linear CKA from the unbiased HSIC estimator (Song et al. 2012, "Feature
+  selection via dependence maximization", JMLR; used for CKA by Nguyen, Raghu & Kornblith 2021):
+  the Gram matrices are U-centred (Székely & Rizzo 2014: diagonal zeroed, then
+  ``K~_ij = K_ij - r_i/(n-2) - r_j/(n-2) + t/((n-1)(n-2))`` off the diagonal, with ``r`` the row
+  sums and ``t`` the total), and the CKA is their cosine. The biased estimator is inflated at small
+  n relative to the widths (independent 8-d Gaussian features: ~0.2 at n = 32, ~0.03 at n = 256);
+  this one is ~0 for unrelated spaces at any n (it can be slightly negative) and 1 for identical ones.
+- ``mutual_knn`` — mutual k-nearest-neighbour alignment (Huh et al. 2024, "The Platonic
+  representation hypothesis", ICML): for every song, the share of its ``k`` nearest neighbours
+  (Euclidean, itself excluded) that are the same songs in both spaces, averaged over songs. Rank
+  based: blind to scale and to how far apart the neighbours are, only *which* songs sit together
+  counts. In [0, 1]; chance is about ``k / (n - 1)``.
 - ``procrustes`` — orthogonal-Procrustes residual: centre both, scale each to unit Frobenius norm,
   then ``min_R ||X R - Y||_F^2`` over matrices R with orthonormal rows/columns (the narrower
   space is implicitly zero-padded) = ``2 - 2 ||X^T Y||_*`` (nuclear norm; Schönemann 1966). In
   [0, 2]; 0 when one space is a rotated, scaled copy of the other. A distance: lower = more alike.
 
-Conventions: inputs are finite float arrays with the same number of rows n >= 3; songs are rows.
-These are the biased (V-statistic) HSIC estimators: with few songs and wide embeddings even
-unrelated spaces score above 0, so :func:`permutation_null` gives the value expected by chance
-for the data at hand (rows of one matrix shuffled).
+Conventions: inputs are finite float arrays with the same number of rows n >= 3 (``linear_cka_debiased``
+needs n >= 4, ``mutual_knn`` n > k); songs are rows. ``linear_cka`` and ``rbf_cka`` are the biased
+(V-statistic) HSIC estimators: with few songs and wide embeddings even unrelated spaces score above
+0. Every measure therefore comes with its permutation null (:func:`similarity_matrix`: the songs of
+one space shuffled), the value expected by chance for the data at hand.
 """
 
 from __future__ import annotations
@@ -84,6 +97,46 @@ def rbf_kernel_rep(X: np.ndarray, *, sigma: float = 0.8) -> np.ndarray:
     return _unit(_centre_kernel(np.exp(-sq / (2.0 * s * s))))
 
 
+def _u_centre(K: np.ndarray) -> np.ndarray:
+    """U-centring (Székely & Rizzo 2014): ``<u(K), u(L)> / (n (n - 3))`` is the unbiased HSIC of Song et al. 2012."""
+    n = K.shape[0]
+    K = K.copy()
+    np.fill_diagonal(K, 0.0)
+    r = K.sum(axis=1)
+    U = K - r[:, None] / (n - 2) - r[None, :] / (n - 2) + r.sum() / ((n - 1) * (n - 2))
+    np.fill_diagonal(U, 0.0)
+    return U
+
+
+def debiased_kernel_rep(X: np.ndarray) -> np.ndarray:
+    """U-centred linear Gram matrix [shape=(n, n)] scaled to unit Frobenius norm (the debiased CKA's representation)."""
+    if X.shape[0] < 4:
+        raise LabError(f"the debiased CKA needs at least 4 songs, got {X.shape[0]}")
+    Xc = X - X.mean(0, keepdims=True)
+    return _unit(_u_centre(Xc @ Xc.T))
+
+
+def knn_rep(X: np.ndarray, *, k: int = 10) -> np.ndarray:
+    """Neighbour indicator [shape=(n, n)]: row i holds 1 at the ``k`` nearest songs of song i (itself excluded).
+
+    Exact copies of a song (a bootstrap resample repeats songs) are not counted as its neighbours,
+    so a resample does not look more aligned than the songs themselves.
+    """
+    n = X.shape[0]
+    if n <= k:
+        raise LabError(f"mutual k-NN alignment with k={k} needs more than {k} songs, got {n}; lower experiment.knn_k")
+    D = squareform(pdist(X))
+    D[D == 0] = np.inf  # the song itself and its exact copies
+    idx = np.argpartition(D, k - 1, axis=1)[:, :k]
+    A = np.zeros((n, n))
+    np.put_along_axis(A, idx, 1.0, axis=1)
+    return A
+
+
+def _knn_overlap(A: np.ndarray, B: np.ndarray) -> float:
+    return float(np.sum(A * B) / max(float(A.sum()), 1.0))  # mean over songs of |N_A(i) ∩ N_B(i)| / k
+
+
 def procrustes_rep(X: np.ndarray) -> np.ndarray:
     """``U S`` of the thin SVD of column-centred, unit-norm ``X`` [shape=(n, min(n, d))].
 
@@ -126,10 +179,16 @@ class Measure:
         return rep[perm] if self.compare is _procrustes_residual else rep[np.ix_(perm, perm)]
 
 
-def measure(name: str, *, sigma: float = 0.8) -> Measure:
-    """The measure called ``name`` (``linear_cka``, ``rbf_cka`` or ``procrustes``)."""
+def measure(name: str, *, sigma: float = 0.8, k: int = 10) -> Measure:
+    """The measure called ``name`` (one of :data:`MEASURES`); ``sigma`` for ``rbf_cka``, ``k`` for ``mutual_knn``."""
     if name == "linear_cka":
         return Measure(name, linear_kernel_rep, _cosine, True, "linear CKA")
+    if name == "linear_cka_debiased":
+        return Measure(name, debiased_kernel_rep, _cosine, True, "debiased linear CKA (unbiased HSIC)")
+    if name == "mutual_knn":
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise LabError(f"experiment.knn_k={k!r} must be a positive integer (neighbours per song, e.g. 10)")
+        return Measure(name, lambda X: knn_rep(X, k=k), _knn_overlap, True, f"mutual {k}-NN alignment")
     if name == "rbf_cka":
         if not sigma > 0:
             raise LabError(f"experiment.rbf_sigma={sigma!r} must be a positive number (a fraction of the median distance)")
@@ -139,12 +198,22 @@ def measure(name: str, *, sigma: float = 0.8) -> Measure:
     raise LabError(f"measure={name!r} is unknown; choose one of {', '.join(MEASURES)}")
 
 
-MEASURES = ("linear_cka", "rbf_cka", "procrustes")
+MEASURES = ("linear_cka", "linear_cka_debiased", "mutual_knn", "rbf_cka", "procrustes")
 
 
 def linear_cka(X: np.ndarray, Y: np.ndarray) -> float:
     """Linear CKA of ``X`` [shape=(n, d1)] and ``Y`` [shape=(n, d2)], in [0, 1]."""
     return measure("linear_cka")(X, Y)
+
+
+def debiased_linear_cka(X: np.ndarray, Y: np.ndarray) -> float:
+    """Debiased linear CKA (unbiased HSIC) of ``X`` [shape=(n, d1)] and ``Y`` [shape=(n, d2)]; ~0 for unrelated spaces."""
+    return measure("linear_cka_debiased")(X, Y)
+
+
+def mutual_knn(X: np.ndarray, Y: np.ndarray, *, k: int = 10) -> float:
+    """Mutual k-NN alignment of ``X`` and ``Y``: mean share of each song's ``k`` neighbours shared by both, in [0, 1]."""
+    return measure("mutual_knn", k=k)(X, Y)
 
 
 def rbf_cka(X: np.ndarray, Y: np.ndarray, *, sigma: float = 0.8) -> float:

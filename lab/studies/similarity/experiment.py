@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import itertools
 import logging
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +33,9 @@ from omegaconf import DictConfig, OmegaConf
 from lab.core.compose import CONF_DIR
 from lab.core.errors import LabError
 from lab.datasets import clip_groups
-from lab.extract.pipeline import build_dataset, build_model, embed, log_embedded
+from lab.extract.pipeline import build_dataset, build_model, dataset_for, embed, log_embedded
+from lab.models import REGISTRY
+from lab.models.protocol import model_label
 from lab.stats import plots
 from lab.studies.similarity import cka as similarity
 
@@ -42,46 +45,84 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One entry of ``experiment.models``: an architecture and the corpus its checkpoint was trained on."""
+    """One entry of ``experiment.models``: a tagger trained on a corpus, the handcrafted features, the
+    configured ``model`` group (any kind: a user's network, a HEAR module, an embeddings file, ...) or
+    an embeddings file given by its path."""
 
-    name: str
-    corpus: str
+    name: str  # tagger name, "handcrafted", "model" or "file"
+    corpus: str | None = None  # taggers only
+    path: str | None = None  # an embeddings file
+    display: str = ""  # the label of a "model" or "file" entry
+
+    @property
+    def tagger(self) -> bool:
+        return self.corpus is not None
 
     @property
     def label(self) -> str:
-        return f"{self.name}@{self.corpus}"
+        return f"{self.name}@{self.corpus}" if self.tagger else (self.display or self.name)
 
     @property
     def key(self) -> str:
-        return f"{self.name}-{self.corpus}"  # MLflow metric names allow no '@'
+        # MLflow metric names allow no '@' or ':'
+        return f"{self.name}-{self.corpus}" if self.tagger else re.sub(r"[^A-Za-z0-9_.-]+", "-", self.label).strip("-")
 
 
-def parse_models(entries) -> list[ModelSpec]:
-    """``["fcn", "crnn@mtat"]`` -> specs (corpus default ``jamendo``); one sentence on a bad entry."""
-    from lab.models import REGISTRY
+FILE_SUFFIXES = (".npz", ".csv", ".parquet", ".pq")
+
+
+def parse_models(entries, model=None) -> list[ModelSpec]:
+    """``["fcn", "crnn@mtat", "handcrafted", "model", "emb/mine.npz"]`` -> specs; one sentence on a bad entry.
+
+    ``<tagger>[@<corpus>]`` (corpus default ``jamendo``); ``handcrafted``; ``model``: the configured
+    ``model`` group (``model`` is that config section, for its label); a path ending in .npz, .csv or
+    .parquet: an embeddings file (``lab.models.precomputed``; its ids are matched to the clip ids).
+    """
     from lab.models.weights import check_corpus
 
     if isinstance(entries, str) or len(entries) < 2:
         raise LabError(f"experiment.models={entries!r} must list at least two models, e.g. [fcn,crnn,fcn@mtat]")
     specs = []
     for e in entries:
-        name, _, corpus = str(e).partition("@")
-        if name not in REGISTRY:
-            raise LabError(f"experiment.models entry {e!r}: model {name!r} is unknown; choose one of {', '.join(REGISTRY)}")
-        spec = ModelSpec(name, corpus or "jamendo")
-        check_corpus(spec.name, spec.corpus)
-        if spec in specs:
+        text = str(e)
+        if text.lower().endswith(FILE_SUFFIXES):
+            spec = ModelSpec("file", path=text, display=model_label({"name": "embeddings", "path": text}))
+        elif text == "model":
+            if model is None:
+                raise LabError("experiment.models lists 'model', but no model group is configured")
+            label = model_label(model)
+            spec = ModelSpec(label, model.get("corpus", "jamendo")) if model.get("name") in REGISTRY and model.get("pretrained", True) \
+                else ModelSpec("model", display=label + (f"@{model.corpus}" if model.get("corpus") else "")
+                               + ("" if model.get("pretrained", True) is not False else " (random)"))
+        elif text == "handcrafted":
+            spec = ModelSpec("handcrafted", display="handcrafted")
+        else:
+            name, _, corpus = text.partition("@")
+            if name not in REGISTRY:
+                raise LabError(f"experiment.models entry {e!r}: model {name!r} is unknown; choose one of {', '.join(REGISTRY)}, "
+                               f"handcrafted, model (the model group: custom, hear, embeddings, ...) or an embeddings file (.npz, .csv, .parquet)")
+            spec = ModelSpec(name, corpus or "jamendo")
+            check_corpus(spec.name, spec.corpus)
+        if spec.label in [s.label for s in specs]:
             raise LabError(f"experiment.models lists {spec.label} twice")
         specs.append(spec)
     return specs
 
 
 def model_cfg(cfg: DictConfig, spec: ModelSpec) -> DictConfig:
-    """``cfg`` with its model group replaced by ``conf/model/<name>.yaml`` at ``spec.corpus``."""
+    """``cfg`` with its model group replaced by the entry's model (``conf/model/<name>.yaml`` at ``spec.corpus``)."""
     out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
-    m = OmegaConf.load(CONF_DIR / "model" / f"{spec.name}.yaml")
-    m.corpus = spec.corpus
-    m.pretrained = bool(cfg.model.get("pretrained", True))
+    if spec.name == "model":
+        return out
+    if spec.name == "file":
+        m = OmegaConf.load(CONF_DIR / "model" / "embeddings.yaml")
+        m.path = spec.path
+    elif spec.name == "handcrafted":
+        m = OmegaConf.load(CONF_DIR / "model" / "handcrafted.yaml")
+    else:
+        m = OmegaConf.load(CONF_DIR / "model" / f"{spec.name}.yaml")
+        m.corpus = spec.corpus
+        m.pretrained = bool(cfg.model.get("pretrained", True)) if cfg.model.get("name") in REGISTRY else True
     out.model = m
     return out
 
@@ -97,11 +138,11 @@ def contrasts(specs: list[ModelSpec], res: similarity.SimilarityResult, *, highe
     sign = 1.0 if higher_is_similar else -1.0
     idx = {s: i for i, s in enumerate(specs)}
     rows = []
-    for s in specs:
-        for b in specs:
+    for s in [t for t in specs if t.tagger]:  # corpus vs architecture: a question about the taggers only
+        for b in [t for t in specs if t.tagger]:
             if b.corpus != s.corpus or b.name == s.name:
                 continue
-            for a2 in specs:
+            for a2 in [t for t in specs if t.tagger]:
                 if a2.name != s.name or a2.corpus == s.corpus:
                     continue
                 i, j, k = idx[s], idx[b], idx[a2]
@@ -117,7 +158,7 @@ def contrasts(specs: list[ModelSpec], res: similarity.SimilarityResult, *, highe
 
 def group_means(specs: list[ModelSpec], res: similarity.SimilarityResult, *, higher_is_similar: bool) -> dict[str, np.ndarray]:
     """Mean similarity over pairs sharing the corpus only / the architecture only, on all songs and per replicate."""
-    pairs = list(itertools.combinations(range(len(specs)), 2))
+    pairs = [(i, j) for i, j in itertools.combinations(range(len(specs)), 2) if specs[i].tagger and specs[j].tagger]
     corpus = [(i, j) for i, j in pairs if specs[i].corpus == specs[j].corpus and specs[i].name != specs[j].name]
     arch = [(i, j) for i, j in pairs if specs[i].name == specs[j].name and specs[i].corpus != specs[j].corpus]
     if not corpus or not arch:
@@ -133,24 +174,40 @@ def group_means(specs: list[ModelSpec], res: similarity.SimilarityResult, *, hig
                                                   *(mean(res.boot, corpus) - mean(res.boot, arch))])}
 
 
+def check(cfg: DictConfig) -> None:
+    """Before any run opens (``experiment.check``): the model list, the measures and every embeddings file."""
+    ex = cfg.experiment
+    specs = parse_models(list(ex.models), cfg.get("model"))
+    for name in [ex.measures] if isinstance(ex.measures, str) else list(ex.measures):
+        similarity.measure(name, sigma=float(ex.rbf_sigma), k=ex.get("knn_k", 10))
+    for spec in specs:
+        if spec.name == "file" or (spec.name == "model" and cfg.model.get("name") == "embeddings"):
+            build_model(model_cfg(cfg, spec))  # reads and checks the file: a bad one is one sentence
+
+
 def run(cfg: DictConfig, tracker) -> dict[str, float]:
     """Embed with every listed model, compare all pairs, log heat maps, CSVs and metrics."""
     ex = cfg.experiment
-    specs = parse_models(list(ex.models))
+    specs = parse_models(list(ex.models), cfg.get("model"))
     measures = [ex.measures] if isinstance(ex.measures, str) else list(ex.measures)
-    ms = [similarity.measure(name, sigma=float(ex.rbf_sigma)) for name in measures]
+    ms = [similarity.measure(name, sigma=float(ex.rbf_sigma), k=ex.get("knn_k", 10)) for name in measures]
     n_boot, n_perm, ci = int(ex.n_boot), int(ex.n_perm), float(ex.ci)
     clip_groups([], str(ex.get("group", "artist")))  # a bad unit stops here, before any model is loaded
     if not 0 < ci < 1:
         raise LabError(f"experiment.ci={ci} must be between 0 and 1 (e.g. 0.95)")
-    dataset = build_dataset(cfg.dataset)
-    quiet = copy.copy(dataset)  # the same clips without the dataset's notes: say them once, not once per model
-    quiet.notes = []
+    dataset = quiet = None  # decoded only for models that embed audio (an embeddings file brings its own items)
     embs = {}
-    for k, spec in enumerate(specs):
+    for spec in specs:
         c = model_cfg(cfg, spec)
-        loaded = build_model(c)
-        ds = dataset if k == 0 else quiet
+        loaded = build_model(c)  # memoised: one model in memory at a time
+        if loaded.precomputed:
+            ds = dataset_for(c, loaded)
+        elif dataset is None:
+            ds = dataset = build_dataset(cfg.dataset)
+            quiet = copy.copy(dataset)  # the same clips without the dataset's notes: say them once, not once per model
+            quiet.notes = []
+        else:
+            ds = quiet
         emb = embed(c, ds, loaded, tracker=None)
         log_embedded(tracker, ds, emb, loaded, prefix=f"{spec.key}.")
         embs[spec] = emb
@@ -163,7 +220,8 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
         row = {cid: r for r, cid in enumerate(embs[spec].ids)}
         spaces.append(np.asarray(embs[spec].X)[[row[i] for i in ids]])
     labels = [s.label for s in specs]
-    by_id = {c.id: c for c in embs[specs[0]].clips}
+    # the clips of the audio dataset where there is one (they know their artists), else the first file's items
+    by_id = {c.id: c for c in (dataset.clips if dataset is not None else embs[specs[0]].clips)}
     unit = str(ex.get("group", "artist"))
     groups = clip_groups([by_id[i] for i in ids], unit)  # the bootstrap redraws artists (or recordings) whole
     tracker.set_tags({"models": ",".join(labels), "measures": ",".join(measures), "n_songs": len(ids), "group": unit})
@@ -185,10 +243,17 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
         tracker.log_csv(rows, f"{m.name}.csv")
         tracker.log_npz(f"{m.name}.npz", value=res.value, boot=res.boot, null=res.null, models=np.array(labels), ids=np.array(ids))
         vmax = 1.0 if m.higher_is_similar else float(max(np.nanmax(res.value), 1e-9))
-        title = (f"{m.label} of song embeddings, {dataset.name} ({len(ids)} songs)\n"
-                 f"cells: value [{ci:.0%} basic bootstrap interval over {unit}s, {n_boot} resamples]")
+        chance = np.percentile(res.null, q, axis=0) if n_perm else None  # (k, k): what shuffled pairings reach
+        where = dataset.name if dataset is not None else ", ".join(sorted({e.clips[0].path.rsplit("/", 1)[-1] for e in embs.values()}))
+        title = (f"{m.label} of song embeddings, {where} ({len(ids)} songs)\n"
+                 f"cells: value [{ci:.0%} basic bootstrap interval over {unit}s, {n_boot} resamples]"
+                 + (f"; chance = {q:g}th percentile of {n_perm} shuffled pairings" if n_perm else ""))
         tracker.log_figure(plots.similarity_heatmap(res.value, labels, title=title, label=m.label, lo=lo, hi=hi,
-                                                    higher_is_similar=m.higher_is_similar, vmax=vmax), f"{m.name}.png")
+                                                    higher_is_similar=m.higher_is_similar, vmax=vmax, chance=chance,
+                                                    vmin=min(0.0, float(np.nanmin(res.value)))), f"{m.name}.png")
+        if n_perm:
+            scores |= {f"{m.name}/chance/{specs[i].key}.vs.{specs[j].key}": float(chance[i, j])
+                       for i, j in itertools.combinations(range(len(specs)), 2)}
         con = contrasts(specs, res, higher_is_similar=m.higher_is_similar, ci=ci)
         if con:
             tracker.log_csv(con, f"{m.name}_contrasts.csv")

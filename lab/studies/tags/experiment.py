@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 from omegaconf import DictConfig
 
-from lab.extract.pipeline import build_dataset, build_model, embed
+from lab.extract.pipeline import build_model, dataset_for, embed
 
 
 def run(cfg: DictConfig, tracker) -> dict[str, float]:
     """Log ``top_tags.csv`` (one row per song) and ``tag_means.csv`` (per label)."""
     top_k = int(cfg.experiment.top_k)
-    dataset, loaded = build_dataset(cfg.dataset), build_model(cfg)
+    loaded = build_model(cfg)
+    dataset = dataset_for(cfg, loaded)  # an embeddings file with tags brings its own items
     emb = embed(cfg, dataset, loaded, tracker)
     names = loaded.tag_names
     rows = []

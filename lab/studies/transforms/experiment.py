@@ -189,7 +189,7 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
     shifted = TransformedDataset(dataset, shift)
 
     emb0 = embed(cfg, dataset, loaded, tracker)  # n_songs, n_skipped, n_padded, cache hits of the originals
-    emb1 = embed(cfg, shifted, loaded)
+    emb1 = embed(cfg, shifted, loaded, scale_like=emb0)  # standardised features (handcrafted): on the originals' scale
     log_embedded(tracker, shifted, emb1, loaded, prefix="shifted.")  # the same for the shifted clips
     i0, i1 = pair(emb0, emb1)
     if len(i0) < max(k, 2):
