@@ -161,3 +161,64 @@ def test_dream_runs_on_cuda(fcn_means):
     model, genres, means = fcn_means
     res = dream(model, means[genres.index("disco")], _settings(steps=20, device="cuda"))
     assert res.initial_loss / res.final_loss > 10
+
+
+def test_target_and_judging_songs_are_different_songs():
+    from lab.datasets.base import Clip
+    from lab.studies.dream.experiment import split_parts
+
+    # 3 genres x 5 songs; song 4 of each genre has a second excerpt (same source): one group
+    clips = [Clip(f"{g}/{g}.{i}.wav", g, f"/x/{g}{i}.wav") for g in ("blues", "disco", "metal") for i in range(5)]
+    clips += [Clip(f"{g}/{g}.4.wav@30s", g, f"/x/{g}4.wav", source=f"{g}/{g}.4.wav") for g in ("blues", "disco", "metal")]
+    labels = np.array([c.label for c in clips])
+    parts, fallback = split_parts(clips, labels, how="halves", seed=0)
+    assert fallback == []
+    for g in ("blues", "disco", "metal"):
+        rows = labels == g
+        assert (parts[rows] == "target").any() and (parts[rows] == "score").any()
+        target = {c.source_id for c, p, lab in zip(clips, parts, labels) if lab == g and p == "target"}
+        score = {c.source_id for c, p, lab in zip(clips, parts, labels) if lab == g and p == "score"}
+        assert not target & score and len(target) == 3 and len(score) == 2  # ceil(5 / 2) recordings make the target
+    assert (split_parts(clips, labels, how="halves", seed=0)[0] == parts).all()  # fixed by the split seed
+    assert set(split_parts(clips, labels, how="none")[0]) == {"both"}
+    # artists: never on both sides; a genre of one artist falls back to its recordings and says so
+    by_artist = [Clip(f"{g}/{g}.{i}.wav", g, f"/x/{g}{i}.wav", artist=f"{g}-{i % 2}" if g != "blues" else "Hooker")
+                 for g in ("blues", "disco") for i in range(6)]
+    lab2 = np.array([c.label for c in by_artist])
+    parts2, fallback2 = split_parts(by_artist, lab2, how="halves", seed=1)
+    assert fallback2 == ["blues"]
+    for artist in {c.artist for c in by_artist if c.label == "disco"}:
+        assert len({p for c, p in zip(by_artist, parts2) if c.artist == artist}) == 1
+    assert {p for c, p in zip(by_artist, parts2) if c.label == "blues"} == {"target", "score"}
+    assert set(split_parts(by_artist, lab2, how="halves", seed=1, unit="recording")[1]) == set()
+    with pytest.raises(LabError, match="at least 2 songs"):
+        split_parts(clips[:1], labels[:1], how="halves")
+    with pytest.raises(LabError, match="target_split"):
+        split_parts(clips, labels, how="thirds")
+
+
+def test_transfer_permutation_test_separates_a_judge_that_follows_the_target_from_one_that_does_not():
+    import pandas as pd
+
+    from lab.studies.dream.report import matrix, permutation_test, summary
+
+    genres = ["blues", "disco", "jazz", "metal", "pop"]
+    rng = np.random.default_rng(0)
+    rows = []
+    for seed in range(3):
+        rows.append({"kind": "start", "genre": "", "dreamed_by": "fcn", "judged_by": "crnn", "nearest_genre": "metal", "seed": seed})
+        for g in genres:
+            rows.append({"kind": "dream", "genre": g, "dreamed_by": "fcn", "judged_by": "fcn", "nearest_genre": g, "seed": seed})
+            rows.append({"kind": "dream", "genre": g, "dreamed_by": "fcn", "judged_by": "crnn",  # ignores the target
+                         "nearest_genre": "metal" if rng.random() < 0.7 else str(rng.choice(genres)), "seed": seed})
+    df = pd.DataFrame(rows)
+    own = df[(df.judged_by == "fcn") & (df.kind == "dream")]
+    hits, expected, p = permutation_test(own, n_perm=2000)
+    assert hits == 15 and expected == pytest.approx(3.0) and p < 0.001
+    other = df[(df.judged_by == "crnn") & (df.kind == "dream")]
+    _, _, p_other = permutation_test(other, n_perm=2000)
+    assert p_other > 0.05
+    m = matrix(df, "fcn", "crnn", genres)
+    assert list(m.index) == genres + ["start"] and m.loc["start", "metal"] == 3 and int(m.iloc[:-1].to_numpy().sum()) == 15
+    s = summary(df, n_perm=500)
+    assert list(s["judged as their target"]) == [15, int((other.genre == other.nearest_genre).sum())]

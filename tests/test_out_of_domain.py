@@ -120,6 +120,22 @@ def test_clashing_names_are_one_sentence(tmp_path):
     assert ok[1].parents == ("carnatic", "rock")
 
 
+def test_reference_songs_can_be_held_out_and_a_typo_is_one_sentence():
+    from lab.datasets.base import Clip, Dataset
+    from lab.studies.out_of_domain.experiment import hold_out
+
+    clips = [Clip(f"{g}/{g}.0000{i}.wav", g, f"/x/{g}{i}.wav") for g in ("rock", "blues") for i in range(4)]
+    ref = Dataset("gtzan", clips)
+    left, held = hold_out(ref, ["rock/rock.0000[0-1].wav"])
+    assert held == ["rock/rock.00000.wav", "rock/rock.00001.wav"] and len(left.clips) == 6
+    assert [c.id for c in left.clips if c.label == "rock"] == ["rock/rock.00002.wav", "rock/rock.00003.wav"]
+    assert hold_out(ref, [])[0] is ref
+    with pytest.raises(LabError, match="matches no clip"):
+        hold_out(ref, ["rock/rock.0001.wav"])
+    with pytest.raises(LabError, match="leaves 1 song"):
+        hold_out(ref, ["rock/rock.0000[0-2].wav"])
+
+
 def test_both_override_forms_compose(compose_cfg, tmp_path):
     short = compose_cfg("experiment=out_of_domain", f"+ood.carnatic={tmp_path}")
     assert dict(short.ood) == {"carnatic": str(tmp_path)}
@@ -129,7 +145,12 @@ def test_both_override_forms_compose(compose_cfg, tmp_path):
 
 @pytest.mark.slow
 def test_gtzan_mini_plus_carnatic_and_a_mashup_fusion_end_to_end(compose_cfg, tmp_path):
-    """The real job: fcn on gtzan_mini + the six Carnatic clips + three Carnatic/rock mashups (declared a fusion)."""
+    """The real job: fcn on gtzan_mini + three Carnatic clips + three Carnatic/rock mashups (declared a fusion).
+
+    The mashups' own sources sit on neither parent's side: their rock songs are held out of the GTZAN
+    reference (experiment.exclude_reference) and their Carnatic recordings are not in the Carnatic set,
+    so the fusion position is measured against centroids of other songs, not of the mashups' own audio.
+    """
     from mlflow.tracking import MlflowClient
 
     from lab.app.task import run
@@ -141,18 +162,23 @@ def test_gtzan_mini_plus_carnatic_and_a_mashup_fusion_end_to_end(compose_cfg, tm
     carnatic = sorted(need(CARNATIC).glob("*.wav"))
     rock = sorted((GTZAN_MINI / "genres" / "rock").glob("*.wav"))
     # Mashups (equal-loudness sums) stand in for a fusion set: the data has no Carnatic-Rock recordings.
+    (tmp_path / "mashup").mkdir()
+    (tmp_path / "carnatic").mkdir()
     for i in range(3):
         a, _ = sf.read(carnatic[i + 1], frames=30 * SR, dtype="float32")
         b, _ = sf.read(rock[i], frames=30 * SR, dtype="float32")
         n = min(len(a), len(b))
         mix = a[:n] / np.abs(a[:n]).max() + b[:n] / np.abs(b[:n]).max()
-        (tmp_path / "mashup").mkdir(exist_ok=True)
         sf.write(tmp_path / "mashup" / f"mix{i}.wav", 0.45 * mix, SR)
+    for f in [carnatic[0], *carnatic[4:]]:  # the Carnatic set: the recordings no mashup contains
+        (tmp_path / "carnatic" / f.name).symlink_to(f)
+    held = [f"rock/{f.name}" for f in rock[:3]]
     cfg = compose_cfg("experiment=out_of_domain", "dataset=gtzan", f"dataset.root={GTZAN_MINI}", "experiment.umap=false",
-                      "experiment.n_boot=100", "sweep_id=ood-test",
-                      f"ood={{carnatic: {CARNATIC}, mashup: {{root: {tmp_path / 'mashup'}, parents: [carnatic, rock]}}}}")
+                      "experiment.n_boot=100", "sweep_id=ood-test", f"experiment.exclude_reference=[{','.join(held)}]",
+                      f"ood={{carnatic: {tmp_path / 'carnatic'}, mashup: {{root: {tmp_path / 'mashup'}, parents: [carnatic, rock]}}}}")
     scores = run(cfg)
-    assert scores["carnatic.n_items"] == 6 and scores["mashup.n_items"] == 3 and scores["mashup.n_sources"] == 3
+    assert scores["carnatic.n_items"] == 3 and scores["mashup.n_items"] == 3 and scores["mashup.n_sources"] == 3
+    assert scores["n_reference_held_out"] == 3
     assert -1 <= scores["carnatic.silhouette"] <= 1 and 0 <= scores["carnatic.knn_self_share"] <= 1
     assert np.isfinite(scores["mashup.position"]) and scores["mashup.offset"] >= 0
     assert scores["mashup.position_lo"] <= scores["mashup.position"] <= scores["mashup.position_hi"]
@@ -161,7 +187,10 @@ def test_gtzan_mini_plus_carnatic_and_a_mashup_fusion_end_to_end(compose_cfg, tm
     assert r.info.status == "FINISHED" and r.data.tags["ood_sets"] == "carnatic,mashup"
     assert r.data.tags["ood.mashup.parents"] == "carnatic + rock"
     names = {a.path for a in client.list_artifacts(r.info.run_id)}
-    assert {"tsne.png", "placement.csv", "centroid_distances.csv", "items.csv", "placement.md", "embeddings.npz"} <= names
+    assert {"tsne.png", "placement.csv", "centroid_distances.csv", "items.csv", "placement.md", "embeddings.npz",
+            "excluded_reference.csv"} <= names
+    ids = set(np.load(client.download_artifacts(r.info.run_id, "embeddings.npz", str(tmp_path)))["ids"].tolist())
+    assert not ids & {f"gtzan:{h}" for h in held} and not any(h in i for h in held for i in ids)  # really held out
     # The report's side-by-side table reads the same numbers back from MLflow.
     _, runs = sweep_runs(resolve_tracking_uri(cfg), "out_of_domain", "ood-test")
     table = report_table(runs)
@@ -170,7 +199,7 @@ def test_gtzan_mini_plus_carnatic_and_a_mashup_fusion_end_to_end(compose_cfg, tm
     out = tmp_path / "report"
     assert report_main(["--experiment", "out_of_domain", "--sweep-id", "ood-test", "--tracking-uri", resolve_tracking_uri(cfg),
                         "--out", str(out)]) == 0
-    assert "| fcn | carnatic | 6 (6) |" in (out / "out_of_domain.md").read_text()
+    assert "| fcn | carnatic | 3 (3) |" in (out / "out_of_domain.md").read_text()
 
 
 def test_map_highlights_sets_and_names_fusion_parents():

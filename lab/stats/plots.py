@@ -10,7 +10,9 @@ from typing import Callable, Sequence
 import matplotlib
 
 matplotlib.use("Agg")  # headless: figures are files, never windows
+import matplotlib.lines  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 
@@ -197,35 +199,160 @@ def loss_curve(steps: np.ndarray, loss: np.ndarray, *, title: str, mse: np.ndarr
     return fig
 
 
+R2_FLOOR = -1.0  # R^2 below this is drawn at the floor with a marker and its value (it is unbounded below)
+
+
+def _amount_x(kind: str, amount: np.ndarray) -> np.ndarray:
+    """Pitch ratios in semitones; other kinds (tempo) as ratios."""
+    return 12 * np.log2(amount) if kind == "pitch" else np.asarray(amount, dtype=float)
+
+
 def transform_vs_amount(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]], *, title: str,
-                        chance: float | None = None) -> plt.Figure:
+                        chance: float | None = None,
+                        zero: dict[str, dict[str, tuple[float, float]]] | None = None) -> plt.Figure:
     """Held-out R^2 and NN accuracy against the shift amount, one line per transform.
 
     ``curves[kind][transform] = (amount, r2, nn_accuracy)``, arrays [shape=(n_amounts,)]; pitch
-    amounts are drawn in semitones, tempo amounts as ratios on a log axis.
+    amounts are drawn in semitones, tempo amounts as ratios on a log axis, with ticks at the
+    sampled amounts. ``zero[kind][transform] = (r2, nn_accuracy)`` is the no-shift point (``Y = X``,
+    amount 1 = 0 semitones), drawn as an open circle on the line. R^2 is at most 1 (the axis
+    stops there); an R^2 below -1 is drawn at -1 as a down-pointing triangle labelled with its value.
     """
+    zero = zero or {}
     kinds = [k for k in ("pitch", "tempo") if k in curves] + sorted(set(curves) - {"pitch", "tempo"})
-    fig, axes = plt.subplots(2, len(kinds), figsize=(4.6 * len(kinds), 6.4), squeeze=False, sharey="row")
+    fig, axes = plt.subplots(2, len(kinds), figsize=(4.8 * len(kinds), 6.6), squeeze=False, sharey="row")
+    clipped_any = False
+    r2_low = 0.0
     for j, kind in enumerate(kinds):
-        for name, (amount, r2, nn) in curves[kind].items():
-            x = 12 * np.log2(amount) if kind == "pitch" else amount
+        ticks: set[float] = set()
+        stacked: dict[float, int] = {}  # labels of clipped points at one x are stacked, not overprinted
+        for i, (name, (amount, r2, nn)) in enumerate(curves[kind].items()):
+            amount, r2, nn = (np.asarray(v, dtype=float) for v in (amount, r2, nn))
+            colour = f"C{i % 10}"
+            z = zero.get(kind, {}).get(name)
+            if z is not None and not np.isclose(amount, 1.0).any():
+                amount, r2, nn = np.append(amount, 1.0), np.append(r2, z[0]), np.append(nn, z[1])
+            x = _amount_x(kind, amount)
             order = np.argsort(x)
-            axes[0, j].plot(x[order], r2[order], marker="o", ms=3, label=name)
-            axes[1, j].plot(x[order], nn[order], marker="o", ms=3, label=name)
-        axes[1, j].set_xlabel("pitch shift (semitones)" if kind == "pitch" else "tempo ratio")
-        if kind != "pitch":
-            axes[0, j].set_xscale("log")
-            axes[1, j].set_xscale("log")
+            x, r2, nn, amount = x[order], r2[order], nn[order], amount[order]
+            ticks |= set(np.round(x, 2).tolist())
+            shown = np.maximum(r2, R2_FLOOR)
+            axes[0, j].plot(x, shown, color=colour, lw=1.2, label=name, clip_on=False)
+            axes[1, j].plot(x, nn, color=colour, lw=1.2, label=name, clip_on=False)
+            at0 = np.isclose(amount, 1.0) if z is not None else np.zeros(len(x), bool)
+            low = r2 < R2_FLOOR
+            plain = ~at0 & ~low
+            axes[0, j].plot(x[plain], shown[plain], "o", ms=3.5, color=colour, clip_on=False)
+            axes[1, j].plot(x[~at0], nn[~at0], "o", ms=3.5, color=colour, clip_on=False)
+            for ax, y in ((axes[0, j], shown), (axes[1, j], nn)):
+                ax.plot(x[at0], y[at0], "o", ms=6, mfc="white", mec=colour, mew=1.2, clip_on=False, zorder=3)
+            if low.any():
+                clipped_any = True
+                axes[0, j].plot(x[low], shown[low], "v", ms=7, color=colour, clip_on=False, zorder=3)
+                for xi, v in zip(x[low], r2[low]):
+                    row = stacked[round(float(xi), 6)] = stacked.get(round(float(xi), 6), -1) + 1
+                    axes[0, j].annotate(f"{v:.1f}", (xi, R2_FLOOR), xytext=(5, 3 + 8 * row), textcoords="offset points",
+                                        fontsize=6.5, color=colour)
+            r2_low = min(r2_low, float(np.min(shown)))
+        for ax in axes[:, j]:
+            if kind != "pitch":
+                ax.set_xscale("log")
+            ax.set_xticks(sorted(ticks))
+            ax.set_xticklabels([f"{t:g}" for t in sorted(ticks)], fontsize=7, rotation=45 if len(ticks) > 6 else 0)
+            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+            ax.grid(alpha=0.3)
+        axes[1, j].set_xlabel("pitch shift (semitones)" if kind == "pitch" else "tempo ratio (log axis)")
         axes[0, j].set_title(f"{kind} shift", fontsize=10)
         axes[0, j].axhline(0, color="grey", lw=0.6)
         if chance is not None:
             axes[1, j].axhline(chance, color="grey", lw=0.8, ls="--", label="chance (1/n)")
-        for ax in axes[:, j]:
-            ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("R² (held out)")
     axes[1, 0].set_ylabel("NN accuracy (held out)")
-    axes[0, 0].set_ylim(bottom=max(-1.0, axes[0, 0].get_ylim()[0]))
-    axes[1, -1].legend(fontsize=7, loc="best")
+    # R^2 <= 1 by definition and NN accuracy is a share: neither axis runs past 1.
+    axes[0, 0].set_ylim(min(-0.05, r2_low - 0.08), 1.0)
+    axes[1, 0].set_ylim(0.0, 1.0)
+    handles, labels = axes[1, -1].get_legend_handles_labels()
+    marker = matplotlib.lines.Line2D
+    handles.append(marker([], [], ls="", marker="o", mfc="white", mec="black", ms=6))
+    labels.append("no shift (Y = X)")
+    if clipped_any:
+        handles.append(marker([], [], ls="", marker="v", color="black", ms=7))
+        labels.append(f"R² < {R2_FLOOR:g}, drawn at {R2_FLOOR:g} (value printed)")
+    axes[1, -1].legend(handles, labels, fontsize=7, loc="best")
     fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def transform_vs_rank(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]], *, title: str,
+                      full: dict[str, dict[str, float]] | None = None) -> plt.Figure:
+    """Held-out R^2 of each map fitted in a k-dim PCA subspace, against k (log axis), one panel per shift kind.
+
+    ``curves[kind][transform] = (rank, r2, (lo, hi) or None)``; ``full[kind][transform]`` = the
+    full-space R^2, drawn as a dotted horizontal line. R^2 below -1 is drawn at -1 (triangle).
+    """
+    full = full or {}
+    kinds = sorted(curves, key=lambda k: (k != "pitch", k != "tempo", k))
+    fig, axes = plt.subplots(1, len(kinds), figsize=(4.8 * len(kinds), 3.8), squeeze=False, sharey=True)
+    low = 0.0
+    for j, kind in enumerate(kinds):
+        ax = axes[0, j]
+        ranks: set[int] = set()
+        for i, (name, (rank, r2, band)) in enumerate(curves[kind].items()):
+            colour = f"C{i % 10}"
+            rank, r2 = np.asarray(rank, dtype=float), np.asarray(r2, dtype=float)
+            shown = np.maximum(r2, R2_FLOOR)
+            ax.plot(rank, shown, "o-", ms=3.5, lw=1.2, color=colour, label=name, clip_on=False)
+            if band is not None:
+                ax.fill_between(rank, np.maximum(band[0], R2_FLOOR), np.minimum(band[1], 1.0), color=colour, alpha=0.12, lw=0)
+            if (r2 < R2_FLOOR).any():
+                ax.plot(rank[r2 < R2_FLOOR], shown[r2 < R2_FLOOR], "v", ms=7, color=colour, clip_on=False)
+            if name in full.get(kind, {}):
+                ax.axhline(max(full[kind][name], R2_FLOOR), color=colour, lw=0.9, ls=":")
+            ranks |= {int(r) for r in rank}
+            low = min(low, float(np.min(shown)))
+        ax.set_xscale("log")
+        ax.set_xticks(sorted(ranks))
+        ax.set_xticklabels([str(r) for r in sorted(ranks)])
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.set_xlabel("PCA rank k of the map (translation outside)")
+        ax.set_title(f"{kind} shift", fontsize=10)
+        ax.axhline(0, color="grey", lw=0.6)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("R² (held out)")
+    axes[0, 0].set_ylim(min(-0.05, low - 0.08), 1.0)
+    axes[0, -1].legend(fontsize=7, loc="best", title="dotted: full space", title_fontsize=7)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def transfer_matrices(mats: dict, *, title: str) -> plt.Figure:
+    """One heat map per judge: rows = the genre dreamed (last row ``start``: the starting waveforms), columns =
+    the genre the judge calls the dream, cells = counts (``mats[judge]`` a DataFrame of ints); the diagonal
+    (judged as its target) is outlined."""
+    k = len(mats)
+    fig, axes = plt.subplots(1, k, figsize=(4.2 * k + 0.6, 4.9), squeeze=False)
+    for ax, (judge, m) in zip(axes[0], mats.items()):
+        v = m.to_numpy(dtype=float)
+        dreams = v[:-1]
+        top = max(1.0, float(dreams.max()))
+        ax.imshow(v / top, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+        ax.axhline(len(v) - 1.5, color="black", lw=1)  # the start row is a control, not a dream
+        rows, cols = list(m.index), list(m.columns)
+        ax.set_xticks(range(len(cols)), cols, rotation=60, ha="right", fontsize=7)
+        ax.set_yticks(range(len(rows)), rows, fontsize=7)
+        for i in range(len(rows)):
+            for j in range(len(cols)):
+                if v[i, j]:
+                    ax.text(j, i, f"{int(v[i, j])}", ha="center", va="center", fontsize=7,
+                            color="white" if v[i, j] / top > 0.6 else "black")
+            if i < len(rows) - 1 and rows[i] in cols:
+                j = cols.index(rows[i])
+                ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="crimson", lw=1.2))
+        ax.set_title(f"judged by {judge}", fontsize=9)
+        ax.set_xlabel("called (nearest genre mean)", fontsize=8)
+    axes[0, 0].set_ylabel("dreamed genre (count over seeds)", fontsize=8)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig

@@ -15,7 +15,9 @@ Sets come from the ``ood`` mapping, name -> folder or name -> {root, parents}::
     python -m lab experiment=out_of_domain ... \\
         ood='{carnatic: A, gaana: B, carnatic_rock: {root: C, parents: [carnatic, rock]}}'
 
-Each folder is flat or nested (all files below it belong to the set). Recordings are cut into
+``experiment.exclude_reference`` (globs over the reference's clip ids) holds reference songs out of
+the reference genres, e.g. the rock songs a mashup set was built from, so a set is never placed
+against a centroid made of its own audio. Each folder is flat or nested (all files below it belong to the set). Recordings are cut into
 non-overlapping clips of ``experiment.clip_seconds`` (default 30 s); a tail shorter than
 ``experiment.min_clip_seconds`` is dropped, and a file shorter than that is skipped and reported.
 """
@@ -23,6 +25,7 @@ non-overlapping clips of ``experiment.clip_seconds`` (default 30 s); a tail shor
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import logging
 import re
 from pathlib import Path
@@ -149,14 +152,46 @@ def check_options(e: DictConfig) -> None:
         raise LabError(f"experiment.min_clip_seconds={keep!r} must be in (0, clip_seconds={clip:g}]")
 
 
+def hold_out(reference: Dataset, patterns: Sequence[str] | None) -> tuple[Dataset, list[str]]:
+    """The reference dataset without the clips whose id matches any glob in ``patterns``, and those ids.
+
+    A set built from reference songs (a mashup of a GTZAN rock song and a Carnatic recording) must
+    not be placed against a centroid that contains those very songs: that would pull it towards its
+    parent by construction. Each pattern must match at least one clip (a typo would otherwise hold
+    out nothing), and every genre must keep at least 2 songs.
+    """
+    if not patterns:
+        return reference, []
+    if isinstance(patterns, str):
+        raise LabError(f"experiment.exclude_reference={patterns!r} must be a list of clip-id patterns, e.g. '[rock/rock.00000.wav]'")
+    ids = [c.id for c in reference.clips]
+    drop: set[str] = set()
+    for pat in patterns:
+        hit = fnmatch.filter(ids, str(pat))
+        if not hit:
+            raise LabError(f"experiment.exclude_reference has {pat!r}, which matches no clip of {reference.name} "
+                           f"(ids look like {ids[0]!r})")
+        drop |= set(hit)
+    keep = [i for i, c in enumerate(reference.clips) if c.id not in drop]
+    left = reference.subset(keep)
+    for g in reference.labels:
+        n = sum(c.label == g for c in left.clips)
+        if n < 2:
+            raise LabError(f"experiment.exclude_reference leaves {n} song(s) of genre {g!r}; placement needs at least 2 per genre")
+    return left, sorted(drop)
+
+
 def check(cfg: DictConfig) -> None:
-    """Pre-flight: options, and the sets' names, folders and parents, before any MLflow run is opened."""
+    """Pre-flight: options, held-out reference songs, and the sets' names, folders and parents, before any MLflow run."""
     check_options(cfg.experiment)
     loaded = build_model(cfg)
     if loaded.precomputed:  # an embeddings file: its part column names the sets
+        if cfg.experiment.get("exclude_reference"):
+            raise LabError("experiment.exclude_reference holds audio clips out of the reference; with an embeddings file "
+                           "leave those rows out of the file instead")
         file_sets(dataset_for(cfg, loaded), cfg.get("ood"))
         return
-    reference = build_dataset(cfg.dataset)
+    reference, _ = hold_out(build_dataset(cfg.dataset), cfg.experiment.get("exclude_reference"))
     parse_sets(cfg.get("ood"), reference_labels=reference.labels, reference_name=reference.name)
 
 
@@ -297,11 +332,15 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
     check_options(e)
     loaded = build_model(cfg)
     dropped: list[dict] = []
+    held_out: list[str] = []
     if loaded.precomputed:  # an embeddings file: reference items and sets come from its label and part columns
         joint, specs, reference_labels = file_sets(dataset_for(cfg, loaded), cfg.get("ood"))
         reference_name = joint.name
     else:
-        reference = build_dataset(cfg.dataset)
+        reference, held_out = hold_out(build_dataset(cfg.dataset), e.get("exclude_reference"))
+        if held_out:
+            tracker.log_csv([{"id": i} for i in held_out], "excluded_reference.csv")
+            tracker.set_tags({"excluded_reference": ",".join(held_out)[:5000]})
         reference_labels, reference_name = reference.labels, reference.name
         specs = parse_sets(cfg.get("ood"), reference_labels=reference.labels, reference_name=reference.name)
         sets, dropped = build_sets(specs, clip_seconds=float(e.clip_seconds), min_clip_seconds=float(e.min_clip_seconds),
@@ -331,6 +370,7 @@ def run(cfg: DictConfig, tracker) -> dict[str, float]:
                                      per_item=int(e.tags_per_item), watch=watch,
                                      n_boot=int(e.n_boot), n_perm=int(e.n_perm), seed=seed, n_sources=n_sources)
     metrics["n_too_short"] = float(len(dropped))
+    metrics["n_reference_held_out"] = float(len(held_out))
     tracker.log_metrics(metrics)
     tracker.set_tags({"ood_sets": ",".join(s.name for s in specs)}
                      | {f"ood.{r['set']}.{key}": r[key] for r in rows if r["kind"] == "set"
