@@ -13,8 +13,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from lab import report
-from lab.studies.clustering import report as report_mod
 from lab.app.task import run
+from lab.studies.clustering import report as report_mod
 from lab.tracking import resolve_tracking_uri
 
 from conftest import GTZAN_MINI, ROOT, WEIGHTS, need

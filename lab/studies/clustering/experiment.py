@@ -32,8 +32,8 @@ from lab.extract.pipeline import load_embeddings
 from lab.models.protocol import model_label
 from lab.stats import genres as analysis
 from lab.stats import metrics, plots, uncertainty
-from lab.stats.heldout import crossfit_accuracy
 from lab.stats.clusterers import build_clusterer, check_k
+from lab.stats.heldout import crossfit_accuracy
 from lab.stats.projection import cached_tsne
 from lab.studies.clustering import listen_map
 

@@ -49,8 +49,16 @@ from lab.extract.pipeline import LoadedModel, build_dataset, build_model, embed
 from lab.models import REGISTRY
 from lab.models.weights import find_checkpoint
 from lab.stats import plots
-from lab.studies.dream.dreaming import (INIT_CLIP, DreamResult, DreamSettings, dream, energy_gate, initial_waveform,
-                                         normalize_peak, settings_from)
+from lab.studies.dream.dreaming import (
+    INIT_CLIP,
+    DreamResult,
+    DreamSettings,
+    dream,
+    energy_gate,
+    initial_waveform,
+    normalize_peak,
+    settings_from,
+)
 
 log = logging.getLogger(__name__)
 
