@@ -121,6 +121,7 @@ def test_quick_budget_on_gtzan_mini_gives_a_page_that_plays_in_chromium(tmp_path
     html = page_path.read_text()
     n_audio = html.count("<audio ")
     assert n_audio >= 1
+    assert "Dreams judged as their target" in html  # the sweep's transfer test under Figure 4
     with browser_page(width=1280, height=1000) as page:
         errors = console_errors(page)
         page.goto(page_path.as_uri())

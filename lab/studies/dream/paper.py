@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 from lab.stats import plots
 from lab.stats.document import Audio, Figure, NamedTable, Section, Text
 from lab.stats.tables import Table, run_label
+from lab.studies.dream import report as dream_report
 
 RUN = ("python -m lab experiment=dream model=fcn,musicnn,crnn genre=disco dream.steps=300 dataset=gtzan "
        "dataset.root=../shared/music/gtzan_mini paths.weights=../shared/weights sweep_id={sweep} -m")
@@ -63,4 +64,22 @@ def figure4(reader, cfg: DictConfig) -> Section:
                 cols = [c for c in ("judged_by", "nearest_genre", "target_rank", "dist_target", "dist_nearest") if c in tr]
                 key = f"transfer_{t.get('model')}_{t.get('genre')}_{t.get('noise_seed')}"
                 s.add(NamedTable(key, Table(tr[cols].replace({np.nan: "–"}), heading=f"{what}: verdict of each model")))
+    transfer_summary(s, reader, cfg, jobs)
     return s
+
+
+def transfer_summary(s: Section, reader, cfg: DictConfig, jobs: list[dict]) -> None:
+    """The sweep's transfer matrices and permutation tests, when its dreams were judged (``transfer.csv``)."""
+    df = dream_report.transfer_frame(jobs, uri=reader.uri)
+    if df.empty or not (df.kind == "dream").any():
+        return
+    rep = dream_report.report(jobs, cfg=cfg, uri=reader.uri, sweep=reader.sweep)
+    s.add(Text("**All dreams of the sweep, judged.** Each row of a matrix is a genre dreamed, each column the genre a "
+               "judge calls the dream; p tests whether the calls depend on the target at all (targets permuted within "
+               "seeds). With one genre or one seed there is nothing to permute and p is 1."))
+    t = rep.tables["dream_transfer"]
+    t.heading = t.heading or "Dreams judged as their target, by each tagger"
+    s.add(NamedTable("dream_transfer", t))
+    for name, data in rep.files.items():
+        if name.endswith(".png"):
+            s.add(Figure(data, name.removesuffix(".png").replace("_", " ")))
