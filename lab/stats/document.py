@@ -74,6 +74,11 @@ class Section:
         self.blocks.extend(blocks)
         return self
 
+    def not_run(self, command: str, sweep: str) -> "Section":
+        """Mark the part as not yet run: ``command`` (with ``{sweep}`` for the sweep id) is what fills it."""
+        self.missing = f"No runs of this part in sweep {sweep} yet: run `{command.format(sweep=sweep)}` to fill it."
+        return self
+
 
 def provenance(runs: list[dict[str, Any]], *, sweep: str, experiment: str) -> dict[str, Any]:
     """What a section came from: run ids, sweep id, git commits and dataset digests of ``runs``."""

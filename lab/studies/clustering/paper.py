@@ -20,16 +20,11 @@ from lab.stats.tables import Table, model_order, run_label
 from lab.studies.clustering import report as table1_report
 
 RUN = ("python -m lab experiment=clustering model=fcn,musicnn,crnn clusterer=kmeans,gmm cluster_count=seven,ten "
-       "seed=0,1 dataset=gtzan dataset.root=../shared/music/gtzan_mini paths.weights=../shared/weights sweep_id=SWEEP -m")
+       "seed=0,1 dataset=gtzan dataset.root=../shared/music/gtzan_mini paths.weights=../shared/weights sweep_id={sweep} -m")
 SCORES_RUN = ("python -m lab experiment=cluster_scores model=fcn,musicnn,crnn dataset=gtzan "
-              "dataset.root=../shared/music/gtzan_mini paths.weights=../shared/weights sweep_id=SWEEP -m")
+              "dataset.root=../shared/music/gtzan_mini paths.weights=../shared/weights sweep_id={sweep} -m")
 CORPUS_RUN = ("python -m lab experiment=clustering model=fcn model.corpus=mtat,msd clusterer=kmeans cluster_count=ten "
-              "seed=0,1 dataset=gtzan dataset.root=../shared/music/gtzan_mini paths.weights=../shared/weights sweep_id=SWEEP -m")
-
-
-def _missing(section: Section, command: str, sweep: str) -> Section:
-    section.missing = f"No runs of this part in sweep {sweep} yet: run `{command.replace('SWEEP', sweep)}` to fill it."
-    return section
+              "seed=0,1 dataset=gtzan dataset.root=../shared/music/gtzan_mini paths.weights=../shared/weights sweep_id={sweep} -m")
 
 
 def _by_label(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -60,7 +55,7 @@ def figure1(reader, cfg: DictConfig) -> Section:
                 paper="The study's Figure 1: a t-SNE map per tagger, coloured by genre. Distances on a t-SNE map are "
                       "not kept; the numbers of Table 1 are computed in the embedding space itself.")
     if not runs:
-        return _missing(s, RUN, reader.sweep)
+        return s.not_run(RUN, reader.sweep)
     for label, group in _by_label(runs).items():
         with_page = [r for r in group if reader.local(r, "listen_map/tsne.html")]
         run = _first(with_page or group)
@@ -88,7 +83,7 @@ def figure2(reader, cfg: DictConfig) -> Section:
                       "over clusterer seeds with the seed spread shaded; the best k is taken on the mean, and the "
                       "agreement column says what share of single seeds would have picked the same k.")
     if not runs:
-        return _missing(s, SCORES_RUN, reader.sweep)
+        return s.not_run(SCORES_RUN, reader.sweep)
     rows = []
     for label, group in _by_label(runs).items():
         run = group[0]
@@ -114,7 +109,7 @@ def table1(reader, cfg: DictConfig) -> Section:
                       "mean (std) over seeds, on the full GTZAN (1000 songs). Here: the sweep's dataset.")
     done = [r for r in runs if r["status"] == "FINISHED"]
     if not done:
-        return _missing(s, RUN, reader.sweep)
+        return s.not_run(RUN, reader.sweep)
     rep = _table1(reader, cfg)
     s.runs = done
     n_songs = sorted({int(r["metrics"]["n_songs"]) for r in done if "n_songs" in r["metrics"]})
@@ -137,7 +132,7 @@ def figure3(reader, cfg: DictConfig) -> Section:
                       "the genres' genealogy (rock with metal and country, disco with pop), and songs that sit deep "
                       "in another genre's region (jazz.00001, an orchestral piece filed under jazz).")
     if not runs:
-        return _missing(s, RUN, reader.sweep)
+        return s.not_run(RUN, reader.sweep)
     best = max(runs, key=lambda r: (r["metrics"].get("accuracy", -1), -int(r["tags"].get("seed", 0))))
     s.runs = [best]
     t = best["tags"]
@@ -161,11 +156,10 @@ def comparisons(reader, cfg: DictConfig) -> Section:
                       "accuracy difference on the same redrawn artists: supported, reversed, or not resolved at this n.")
     done = [r for r in runs if r["status"] == "FINISHED"]
     if not done:
-        return _missing(s, RUN, reader.sweep)
+        return s.not_run(RUN, reader.sweep)
     t = _table1(reader, cfg).tables.get("comparisons")
     if t is None or t.frame.empty:
-        _missing(s, RUN, reader.sweep)
-        s.missing = f"Comparisons need two models or more clustered alike in sweep {reader.sweep}: run `{RUN.replace('SWEEP', reader.sweep)}`."
+        s.missing = f"Comparisons need two models or more clustered alike in sweep {reader.sweep}: run `{RUN.format(sweep=reader.sweep)}`."
         return s
     s.runs = done
     return s.add(NamedTable("comparisons", t))
@@ -179,7 +173,7 @@ def corpus(reader, cfg: DictConfig) -> Section:
                       "architecture's checkpoints from three corpora, clustered alike (seed mean; intervals in Table 1).")
     corpora = {r["tags"].get("corpus", "jamendo") for r in runs}
     if len(corpora) < 2:
-        return _missing(s, CORPUS_RUN, reader.sweep)
+        return s.not_run(CORPUS_RUN, reader.sweep)
     rows = []
     for (model, clusterer, k), g in pd.DataFrame(
             [{"model": r["tags"].get("model"), "corpus": r["tags"].get("corpus", "jamendo"), "clusterer": r["tags"].get("clusterer"),
@@ -191,6 +185,6 @@ def corpus(reader, cfg: DictConfig) -> Section:
         row |= {c: f"{v.mean():.3f} (n={len(v)})" for c, v in g.groupby("corpus").accuracy}
         rows.append(row)
     if not rows:
-        return _missing(s, CORPUS_RUN, reader.sweep)
+        return s.not_run(CORPUS_RUN, reader.sweep)
     s.runs = [r for r in runs if r["tags"].get("model") in {row["model"] for row in rows}]
     return s.add(NamedTable("corpus", Table(pd.DataFrame(rows).fillna("–"), heading="Accuracy by training corpus")))

@@ -34,8 +34,7 @@ def figure4(reader, cfg: DictConfig) -> Section:
                       "other taggers (transfer): a target rank of 1 means that model also hears the target genre nearest.")
     jobs = reader.runs("dream")
     if not jobs:
-        s.missing = f"No runs of this part in sweep {reader.sweep} yet: run `{RUN.format(sweep=reader.sweep)}` to fill it."
-        return s
+        return s.not_run(RUN, reader.sweep)
     s.runs = list(jobs)
     for job in jobs:
         for run in reader.children(job):

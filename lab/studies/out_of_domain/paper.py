@@ -21,8 +21,7 @@ def figure5(reader, cfg: DictConfig) -> Section:
                       "their bootstrap stability, the fusion's position between its parents).")
     runs = reader.runs("out_of_domain")
     if not runs:
-        s.missing = f"No runs of this part in sweep {reader.sweep} yet: run `{RUN.format(sweep=reader.sweep)}` to fill it."
-        return s
+        return s.not_run(RUN, reader.sweep)
     s.runs = runs
     for run in runs:
         png = reader.bytes(run, "tsne.png")

@@ -20,8 +20,7 @@ def probe(reader, cfg: DictConfig) -> Section:
                       "ceiling of what a linear read-out finds; clustering without labels recovers part of it.")
     runs = reader.runs("probe")
     if not runs:
-        s.missing = f"No runs of this part in sweep {reader.sweep} yet: run `{RUN.format(sweep=reader.sweep)}` to fill it."
-        return s
+        return s.not_run(RUN, reader.sweep)
     s.runs = runs
     clustering: dict[str, list[float]] = {}
     for r in reader.runs("clustering"):

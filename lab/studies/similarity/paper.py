@@ -21,8 +21,7 @@ def cka(reader, cfg: DictConfig) -> Section:
                       "songs, with a bootstrap interval over songs and the chance level of shuffled pairings.")
     runs = reader.runs("similarity")
     if not runs:
-        s.missing = f"No runs of this part in sweep {reader.sweep} yet: run `{RUN.format(sweep=reader.sweep)}` to fill it."
-        return s
+        return s.not_run(RUN, reader.sweep)
     run = runs[-1]
     s.runs = [run]
     for measure in filter(None, run["tags"].get("measures", "linear_cka").split(",")):

@@ -25,8 +25,7 @@ def table2(reader, cfg: DictConfig) -> Section:
                       "the identity row is the do-nothing baseline every map must beat.")
     runs = reader.runs("transforms")
     if not runs:
-        s.missing = f"No runs of this part in sweep {reader.sweep} yet: run `{RUN.format(sweep=reader.sweep)}` to fill it."
-        return s
+        return s.not_run(RUN, reader.sweep)
     rep = table2_report.report(runs, cfg=cfg, uri=reader.uri, sweep=reader.sweep)
     s.runs = runs
     s.add(Text(rep.summary + "."))
