@@ -32,6 +32,8 @@ differentiable (librosa runs on NumPy), so the dream does not run on it.
 
 from __future__ import annotations
 
+import warnings
+
 import librosa
 import numpy as np
 import torch
@@ -72,7 +74,11 @@ def features(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     power = S**2
     mel_db = librosa.power_to_db(librosa.feature.melspectrogram(S=power, sr=sr))
     mfcc = librosa.feature.mfcc(S=mel_db, sr=sr, n_mfcc=N_MFCC)
-    chroma = librosa.feature.chroma_stft(S=power, sr=sr)
+    with warnings.catch_warnings():
+        # a clip without a clear pitched peak (silence, noise) has no tuning to estimate; librosa then
+        # takes 0 cents, which is the right answer, and warns once per clip
+        warnings.filterwarnings("ignore", message="Trying to estimate tuning from empty frequency set")
+        chroma = librosa.feature.chroma_stft(S=power, sr=sr)
     contrast = librosa.feature.spectral_contrast(S=S, sr=sr)
     centroid = librosa.feature.spectral_centroid(S=S, sr=sr)
     bandwidth = librosa.feature.spectral_bandwidth(S=S, sr=sr)
