@@ -9,6 +9,7 @@ every image decoded, every audio element playable, and Table 1 equal to the runs
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 import subprocess
 import sys
@@ -17,11 +18,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import soundfile as sf
 from mlflow.tracking import MlflowClient
 
 from lab import report
 from lab.app.task import run
 from lab.report import paper
+from lab.studies.dream.paper import fixed_serial, ogg
 from lab.tracking import resolve_tracking_uri
 
 from browser import artifact_dir, browser_page, console_errors
@@ -122,6 +125,11 @@ def test_quick_budget_on_gtzan_mini_gives_a_page_that_plays_in_chromium(tmp_path
     n_audio = html.count("<audio ")
     assert n_audio >= 1
     assert "Dreams judged as their target" in html  # the sweep's transfer test under Figure 4
+    # the report again on the same store (dreams' audio included): the same bytes, no new summary run
+    again = subprocess.run([sys.executable, "-m", "lab.report", "--paper", "--sweep-id", "quick-test", *store[:4]],
+                           env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert again.returncode == 0 and "nothing logged" in again.stdout, (again.stdout[-1500:], again.stderr[-1500:])
+    assert page_path.read_text() == html
     with browser_page(width=1280, height=1000) as page:
         errors = console_errors(page)
         page.goto(page_path.as_uri())
@@ -155,3 +163,19 @@ def _label(tags: dict) -> str:
     from lab.stats.tables import run_label
 
     return run_label(tags)
+
+
+def test_a_dream_encodes_to_the_same_ogg_bytes_every_time_and_the_checksums_are_libogg_s():
+    """libsndfile draws a random Ogg serial per file; the page must not change when the store has not."""
+    y = (0.1 * np.random.default_rng(0).standard_normal(16000 * 3)).astype("float32")
+    wav = io.BytesIO()
+    sf.write(wav, y, 16000, format="WAV")
+    raw = io.BytesIO()
+    sf.write(raw, y, 16000, format="OGG", subtype="VORBIS")
+    raw = raw.getvalue()
+    # recomputing every page's CRC with the file's own serial gives back libsndfile's bytes exactly
+    assert fixed_serial(raw, int.from_bytes(raw[14:18], "little")) == raw
+    first, second = ogg(wav.getvalue()), ogg(wav.getvalue())
+    assert first == second and first[14:18] == (1).to_bytes(4, "little")
+    back, sr = sf.read(io.BytesIO(first), dtype="float32")
+    assert sr == 16000 and back.shape == y.shape

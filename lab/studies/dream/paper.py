@@ -19,11 +19,52 @@ RUN = ("python -m lab experiment=dream model=fcn,musicnn,crnn genre=disco dream.
 
 
 def ogg(wav: bytes) -> bytes:
-    """WAV bytes as Ogg Vorbis (about a tenth of the size), so the page stays small enough to share."""
+    """WAV bytes as Ogg Vorbis (about a tenth of the size), so the page stays small enough to share.
+
+    The same WAV always gives the same bytes, so a report re-run on an unchanged store is unchanged.
+    """
     y, sr = sf.read(io.BytesIO(wav), dtype="float32")
     buf = io.BytesIO()
     sf.write(buf, y, sr, format="OGG", subtype="VORBIS")
-    return buf.getvalue()
+    return fixed_serial(buf.getvalue())
+
+
+def _ogg_crc_table() -> list[int]:
+    table = []
+    for i in range(256):
+        r = i << 24
+        for _ in range(8):
+            r = ((r << 1) ^ 0x04C11DB7) if r & 0x80000000 else (r << 1)
+        table.append(r & 0xFFFFFFFF)
+    return table
+
+
+_OGG_CRC = _ogg_crc_table()
+
+
+def fixed_serial(data: bytes, serial: int = 1) -> bytes:
+    """An Ogg stream with every page's stream serial number set to ``serial`` and its checksum redone.
+
+    libsndfile draws the serial at random for each file (the Ogg spec allows any value for a
+    single-stream file), which is the only thing that differs between two encodings of the same audio.
+    Page layout (RFC 3533): serial at bytes 14-17, CRC-32 (polynomial 0x04C11DB7, over the page with
+    the CRC field zeroed) at 22-25, segment count at 26, then the segment table and the body.
+    """
+    out = bytearray(data)
+    pos = 0
+    while pos + 27 <= len(out):
+        if out[pos:pos + 4] != b"OggS":
+            raise ValueError(f"not an Ogg page at byte {pos}")
+        n_seg = out[pos + 26]
+        end = pos + 27 + n_seg + sum(out[pos + 27:pos + 27 + n_seg])
+        out[pos + 14:pos + 18] = serial.to_bytes(4, "little")
+        out[pos + 22:pos + 26] = bytes(4)
+        crc = 0
+        for b in out[pos:end]:
+            crc = ((crc << 8) & 0xFFFFFFFF) ^ _OGG_CRC[(crc >> 24) ^ b]
+        out[pos + 22:pos + 26] = crc.to_bytes(4, "little")
+        pos = end
+    return bytes(out)
 
 
 def figure4(reader, cfg: DictConfig) -> Section:
