@@ -134,3 +134,13 @@ def test_fresh_clone_beside_shared_finds_checkpoints_with_no_env_var(tmp_path):
     avail = subprocess.run([sys.executable, "-m", "lab.models", "--available", "--corpus", "msd"], cwd=clone, env=env,
                            capture_output=True, text=True, timeout=120)
     assert avail.stdout.split() == ["fcn", "crnn"]
+
+
+def test_table_rows_of_other_corpora_keep_one_order_whatever_the_string_hash():
+    """Rows of one architecture on MTAT and MSD once swapped between processes (a set ordered them),
+    so re-running the report on an unchanged store rewrote its tables."""
+    code = ("from lab.stats.tables import model_order; "
+            "print(model_order(['fcn@msd', 'fcn@mtat', 'handcrafted', 'fcn', 'fcn@random', 'musicnn@mtat']))")
+    orders = {subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": str(seed)},
+                             capture_output=True, text=True, check=True).stdout for seed in range(6)}
+    assert orders == {"['fcn', 'fcn@mtat', 'fcn@msd', 'musicnn@mtat', 'handcrafted', 'fcn@random']\n"}

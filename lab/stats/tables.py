@@ -72,7 +72,8 @@ def model_order(models) -> list[str]:
     then the baselines: the handcrafted features, then the random-weights rows."""
     models = [m for m in dict.fromkeys(models) if m is not None and not (isinstance(m, float) and m != m)]
     tagger_rank = {m: i for i, m in enumerate(MODEL_NAMES)}
-    corpus_rank = {c: i for i, c in enumerate(CORPUS_NAMES.keys() - {DEFAULT_CORPUS})}
+    # in CORPUS_NAMES' order: a set here would order MTAT and MSD by the process's string hash
+    corpus_rank = {c: i for i, c in enumerate(c for c in CORPUS_NAMES if c != DEFAULT_CORPUS)}
 
     def rank(key: str) -> tuple:
         base, corpus, random = _parts(key)

@@ -73,7 +73,7 @@ def permutation_test(dreams: pd.DataFrame, *, n_perm: int, seed: int = 0) -> tup
     for b in range(n_perm):
         null[b] = sum(int((rng.permutation(t) == c).sum()) for t, c in groups)
     # the expectation under H0, exactly: per seed, sum over genres of (#dreams of g) (#calls g) / n
-    expected = sum(float(sum((t == g).sum() * (c == g).sum() for g in set(t)) / len(t)) for t, c in groups)
+    expected = sum(float(sum((t == g).sum() * (c == g).sum() for g in sorted(set(t))) / len(t)) for t, c in groups)
     return hits, expected, float((1 + (null >= hits).sum()) / (1 + n_perm))
 
 
