@@ -32,8 +32,6 @@ differentiable (librosa runs on NumPy), so the dream does not run on it.
 
 from __future__ import annotations
 
-import warnings
-
 import librosa
 import numpy as np
 import torch
@@ -67,6 +65,20 @@ def _mean_std(F: np.ndarray) -> list[np.ndarray]:
     return [F.mean(axis=1), F.std(axis=1)]
 
 
+def tuning(power: np.ndarray, sr: int) -> float:
+    """The chroma's tuning offset (fractions of a bin), as ``librosa.estimate_tuning(S=power, sr=sr)`` computes it.
+
+    Done here only for the clip with no pitched peak at all (silence, noise): librosa then takes 0 but
+    warns once per clip, and a ``warnings.catch_warnings`` around it would not hold while other
+    threads extract clips (its filter state is global).
+    """
+    pitch, mag = librosa.piptrack(S=power, sr=sr)
+    pitched = pitch > 0
+    if not pitched.any():
+        return 0.0
+    return float(librosa.pitch_tuning(pitch[(mag >= np.median(mag[pitched])) & pitched], bins_per_octave=12))
+
+
 def features(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     """The 92 statistics of :data:`FEATURE_NAMES` for one clip ``y`` [shape=(n,)] -> [shape=(92,)] float32."""
     y = np.asarray(y, dtype=np.float32)
@@ -74,11 +86,7 @@ def features(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     power = S**2
     mel_db = librosa.power_to_db(librosa.feature.melspectrogram(S=power, sr=sr))
     mfcc = librosa.feature.mfcc(S=mel_db, sr=sr, n_mfcc=N_MFCC)
-    with warnings.catch_warnings():
-        # a clip without a clear pitched peak (silence, noise) has no tuning to estimate; librosa then
-        # takes 0 cents, which is the right answer, and warns once per clip
-        warnings.filterwarnings("ignore", message="Trying to estimate tuning from empty frequency set")
-        chroma = librosa.feature.chroma_stft(S=power, sr=sr)
+    chroma = librosa.feature.chroma_stft(S=power, sr=sr, tuning=tuning(power, sr))
     contrast = librosa.feature.spectral_contrast(S=S, sr=sr)
     centroid = librosa.feature.spectral_centroid(S=S, sr=sr)
     bandwidth = librosa.feature.spectral_bandwidth(S=S, sr=sr)
