@@ -70,7 +70,7 @@ def _jobs(overrides: list[str]) -> list[str]:
     return out
 
 
-def _check_lab_overrides(overrides: list[str]) -> None:
+def _check_lab_overrides(overrides: list[str]):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
@@ -87,6 +87,7 @@ def _check_lab_overrides(overrides: list[str]) -> None:
         cfg = compose(config_name="config", overrides=job)
     GlobalHydra.instance().clear()
     config.validate(cfg)
+    return cfg
 
 
 @functools.cache
@@ -137,3 +138,22 @@ def test_links_between_pages_resolve():
             if not (page.parent / target).exists():
                 bad.append(f"{page.relative_to(ROOT)} -> {target}")
     assert not bad, bad
+
+
+@pytest.mark.parametrize("budget", ["quick", "full"])
+def test_every_budget_of_multirun_composes_its_dream_and_similarity_jobs(budget):
+    """``BUDGET=full`` (the paper's protocol: hours of dreaming) is never run in the suite; its settings at least compose."""
+    text = (ROOT / "multirun.sh").read_text()
+    line = re.search(rf"^\s*{budget}\)(.*?);;", text, flags=re.M | re.S).group(1)
+    dream = shlex.split(re.search(r"DREAM=\((.*?)\)", line).group(1))
+    sim = shlex.split(re.search(r"SIM=\((.*?)\)", line).group(1))
+    data = ["dataset=gtzan", "dataset.root=../shared/music/gtzan_mini"]
+    assert dream and any(o.startswith("dream.steps=") for o in dream)
+    cfg = _check_lab_overrides(["experiment=dream", *dream, *data])
+    from lab.stats.genres import GTZAN_ORDER
+    from lab.studies.dream.experiment import validate
+
+    todo, settings = validate(cfg, list(GTZAN_ORDER))  # the dream's own checks, run before any model loads
+    assert settings.steps == int(next(o for o in dream if o.startswith("dream.steps=")).split("=")[1])
+    assert len(todo) == (10 if "genre=all" in dream else 1)
+    _check_lab_overrides(["experiment=similarity", *sim, *data])
