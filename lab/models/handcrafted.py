@@ -68,9 +68,10 @@ def _mean_std(F: np.ndarray) -> list[np.ndarray]:
 def tuning(power: np.ndarray, sr: int) -> float:
     """The chroma's tuning offset (fractions of a bin), as ``librosa.estimate_tuning(S=power, sr=sr)`` computes it.
 
-    Done here only for the clip with no pitched peak at all (silence, noise): librosa then takes 0 but
-    warns once per clip, and a ``warnings.catch_warnings`` around it would not hold while other
-    threads extract clips (its filter state is global).
+    Computed here and passed to ``chroma_stft`` (one pitch track per clip, as before) for the clip with
+    no pitched peak at all (silence, noise): librosa takes 0 there too but warns once per clip, and a
+    ``warnings.catch_warnings`` around it would not hold while other threads extract clips (its filter
+    state is global).
     """
     pitch, mag = librosa.piptrack(S=power, sr=sr)
     pitched = pitch > 0

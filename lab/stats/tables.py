@@ -58,13 +58,7 @@ def run_label(tags: dict[str, str]) -> str:
     Runs of one architecture trained on another corpus, or with random weights, are other models
     and must never be averaged into the same cell.
     """
-    extra = [CORPUS_SHORT.get(c, c) for c in [tags.get("corpus")] if c and c != "jamendo"]
-    extra += ["random"] if str(tags.get("pretrained", "true")).lower() == "false" else []
-    name = model_name(tags.get("model", "?"))
-    return f"{name} ({', '.join(extra)})" if extra else name
-
-
-CORPUS_SHORT = {"mtat": "MTAT", "msd": "MSD"}  # the default corpus (MTG-Jamendo) is not named
+    return model_name(row_key(tags.get("model", "?"), corpus=tags.get("corpus"), pretrained=tags.get("pretrained")))
 
 
 def model_order(models) -> list[str]:
