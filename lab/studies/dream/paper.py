@@ -113,7 +113,7 @@ def transfer_summary(s: Section, reader, cfg: DictConfig, jobs: list[dict]) -> N
     df = dream_report.transfer_frame(jobs, uri=reader.uri)
     if df.empty or not (df.kind == "dream").any():
         return
-    rep = dream_report.report(jobs, cfg=cfg, uri=reader.uri, sweep=reader.sweep)
+    rep = dream_report.frame_report(df, cfg=cfg, sweep=reader.sweep)
     s.add(Text("**All dreams of the sweep, judged.** Each row of a matrix is a genre dreamed, each column the genre a "
                "judge calls the dream; p tests whether the calls depend on the target at all (targets permuted within "
                "seeds). With one genre or one seed there is nothing to permute and p is 1."))

@@ -29,6 +29,7 @@ import pandas as pd
 
 from lab import tracking
 from lab.core.errors import LabError
+from lab.stats import plots
 from lab.stats.tables import StudyReport, Table, model_name
 
 
@@ -103,13 +104,16 @@ def report(runs: list[dict], *, cfg, uri: str, sweep: str) -> StudyReport:
     df = transfer_frame(runs, uri=uri)
     if df.empty:
         raise LabError(f"sweep {sweep!r} has no finished dream job with a transfer.csv")
+    return frame_report(df, cfg=cfg, sweep=sweep)
+
+
+def frame_report(df: pd.DataFrame, *, cfg, sweep: str) -> StudyReport:
+    """The transfer matrices and tests of a non-empty :func:`transfer_frame`."""
     n_perm = int(cfg.experiment.get("n_perm", 9999)) if cfg is not None else 9999
     genres = sorted(set(df.loc[df.kind == "dream", "genre"]) | set(df.nearest_genre) - {""})
     rep = StudyReport(key="dream", source_experiment="dream", n_runs=int(df.run_id.nunique()),
                       summary=f"sweep {sweep}: {int((df.kind == 'dream').sum())} judged dreams from {df.run_id.nunique()} job(s)")
     rep.tables["dream_transfer"] = Table(summary(df, n_perm=n_perm))
-    from lab.stats import plots
-
     for maker in sorted(set(df.dreamed_by)):
         judges = [j for j in [maker] + sorted(set(df.judged_by) - {maker}) if ((df.dreamed_by == maker) & (df.judged_by == j)).any()]
         mats = {j: matrix(df, maker, j, genres) for j in judges}

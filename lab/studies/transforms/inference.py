@@ -36,6 +36,7 @@ from scipy.stats import hypergeom
 
 from lab.core.errors import LabError
 from lab.stats.uncertainty import Interval, bca_interval, compare, jackknife_weights, resample_weights
+from lab.studies.transforms.maps import closer_counts
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,6 @@ def score_draws(P: np.ndarray, Y: np.ndarray, W: np.ndarray, hits: np.ndarray | 
     P, Y = np.asarray(P, dtype=np.float64), np.asarray(Y, dtype=np.float64)
     err = ((P - Y) ** 2).sum(1)
     if hits is None:
-        from lab.studies.transforms.maps import closer_counts
-
         hits = (closer_counts(P, Y) == 0).astype(float)
     return {"mse": _mse(err, W), "r2": _r2(err, Y, W), "nn_accuracy": (W @ hits) / W.sum(1)}
 
